@@ -1,0 +1,57 @@
+public import Foundation
+
+/// The verifier of one configured source, whatever its scheme.
+///
+/// ```swift
+/// let verifier = WebhookVerifier.tiktok(secrets: [Secret("client_secret_example")])
+/// let verified = try verifier.verify(body: body, headers: headers, now: .now)
+/// ```
+public struct WebhookVerifier: Sendable {
+    private enum Base: Sendable {
+        case tiktok(TikTokVerifier)
+        case tiktokShop(TikTokShopVerifier)
+    }
+
+    private let base: Base
+
+    /// The `tiktok` scheme with the given secrets (any one may match) and timestamp tolerance.
+    public static func tiktok(
+        secrets: [Secret],
+        tolerance: Duration = TikTokVerifier.defaultTolerance
+    ) -> WebhookVerifier {
+        WebhookVerifier(base: .tiktok(TikTokVerifier(secrets: secrets, tolerance: tolerance)))
+    }
+
+    /// The `tiktok-shop` scheme with the app key and the app secrets (any one may match).
+    public static func tiktokShop(appKey: Secret, secrets: [Secret]) -> WebhookVerifier {
+        WebhookVerifier(base: .tiktokShop(TikTokShopVerifier(appKey: appKey, secrets: secrets)))
+    }
+
+    /// The scheme this verifier checks.
+    public var scheme: SignatureScheme {
+        switch base {
+        case .tiktok: .tiktok
+        case .tiktokShop: .tiktokShop
+        }
+    }
+
+    /// The lowercase names of the headers that carry this scheme's signature, for log redaction.
+    public var signatureHeaderNames: [String] {
+        switch base {
+        case .tiktok: [TikTokVerifier.headerName]
+        case .tiktokShop: [TikTokShopVerifier.headerName]
+        }
+    }
+
+    /// Verifies the raw `body` against the signature header in `headers`, at time `now`.
+    public func verify(
+        body: some DataProtocol,
+        headers: some Sequence<(String, String)>,
+        now: Date
+    ) throws(VerificationError) -> VerifiedRequest {
+        switch base {
+        case .tiktok(let verifier): try verifier.verify(body: body, headers: headers, now: now)
+        case .tiktokShop(let verifier): try verifier.verify(body: body, headers: headers)
+        }
+    }
+}

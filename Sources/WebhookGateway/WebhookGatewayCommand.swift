@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct WebhookGatewayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "webhook-gateway",
+        abstract: "An edge service for TikTok webhooks: verify, de-duplicate, store, fan out.",
+        subcommands: []
+    )
+}
