@@ -4,7 +4,7 @@ import ArgumentParser
 struct WebhookGatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "webhook-gateway",
-        abstract: "An edge service for TikTok webhooks: verify, de-duplicate, store, fan out.",
-        subcommands: []
+        abstract: "An edge service for TikTok webhooks: verify, de-duplicate, store durably, fan out.",
+        subcommands: [ServeCommand.self, CheckConfigCommand.self]
     )
 }

@@ -1,0 +1,83 @@
+public import Foundation
+
+/// Appends dead letters to `<directory>/<consumer>.jsonl`, one JSON object per line, and fsyncs
+/// the file before returning.
+///
+/// The file is opened for each append and closed after it (`O_APPEND`), so an operator can read,
+/// copy or rotate it (`mv orders.jsonl orders.jsonl.1`) at any time: the next append creates a new
+/// file. A line is written with a single `write` of the whole line.
+public struct DeadLetterWriter: Sendable {
+    /// Why a dead letter could not be written; the delivery then stays in its queue.
+    public struct WriteError: Error, Sendable, CustomStringConvertible {
+        public let description: String
+    }
+
+    public let directory: String
+
+    public init(directory: String) {
+        self.directory = directory
+    }
+
+    public func path(consumer: String) -> String {
+        URL(fileURLWithPath: directory).appendingPathComponent("\(consumer).jsonl").path
+    }
+
+    /// Appends the lines for `consumer` and fsyncs them.
+    public func append(_ deadLetters: [DeadLetter], consumer: String) throws(WriteError) {
+        guard !deadLetters.isEmpty else { return }
+        var bytes: [UInt8] = []
+        let encoder = DeadLetter.encoder
+        for deadLetter in deadLetters {
+            guard let line = try? encoder.encode(deadLetter) else {
+                throw WriteError(description: "cannot encode dead letter \(deadLetter.id)")
+            }
+            bytes += line
+            bytes.append(UInt8(ascii: "\n"))
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw WriteError(description: "cannot create \(directory): \(error)")
+        }
+        let file = path(consumer: consumer)
+        let created = !FileManager.default.fileExists(atPath: file)
+        let descriptor = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
+        guard descriptor >= 0 else { throw WriteError(description: "cannot open \(file): errno \(errno)") }
+        defer { close(descriptor) }
+        var written = 0
+        while written < bytes.count {
+            let result = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + written, $0.count - written) }
+            if result < 0 {
+                if errno == EINTR { continue }
+                throw WriteError(description: "cannot write \(file): errno \(errno)")
+            }
+            written += result
+        }
+        guard fsync(descriptor) == 0 else { throw WriteError(description: "cannot fsync \(file): errno \(errno)") }
+        if created {
+            // Make the new file's directory entry durable too.
+            let directoryDescriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if directoryDescriptor >= 0 {
+                fsync(directoryDescriptor)
+                close(directoryDescriptor)
+            }
+        }
+    }
+
+    /// Every dead letter in `consumer`'s file, oldest first. Lines that do not parse are skipped
+    /// and counted.
+    public func read(consumer: String) -> (deadLetters: [DeadLetter], unreadableLines: Int) {
+        guard let data = FileManager.default.contents(atPath: path(consumer: consumer)) else { return ([], 0) }
+        let decoder = DeadLetter.decoder
+        var deadLetters: [DeadLetter] = []
+        var unreadable = 0
+        for line in data.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
+            if let deadLetter = try? decoder.decode(DeadLetter.self, from: Data(line)) {
+                deadLetters.append(deadLetter)
+            } else {
+                unreadable += 1
+            }
+        }
+        return (deadLetters, unreadable)
+    }
+}

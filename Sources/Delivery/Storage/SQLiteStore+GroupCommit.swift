@@ -1,0 +1,168 @@
+import Foundation
+import GRDB
+import Logging
+import Synchronization
+import Verification
+
+/// Group commit.
+///
+/// `accept` appends its event to `pending` and waits. One commit loop at a time runs on
+/// `commitQueue`: it takes everything pending (up to `maxBatchSize`), writes it in one transaction,
+/// waits for the commit (an fsync of the WAL), then answers every request of the batch and goes
+/// again while more is pending. Requests that arrive during an fsync ride the next one together.
+///
+/// A failed transaction is rolled back whole and fails only its own batch, with `.unavailable`;
+/// the next batch tries again (reopening the file if it was replaced).
+extension SQLiteStore {
+    enum Work: Sendable {
+        case accept(IncomingEvent)
+        /// A write that touches only the health row, to prove the store is writable.
+        case probe
+    }
+
+    enum WorkResult: Sendable {
+        case accepted(AcceptOutcome)
+        case probed
+    }
+
+    struct PendingWork: Sendable {
+        let work: Work
+        let continuation: CheckedContinuation<Result<WorkResult, StoreError>, Never>
+    }
+
+    public func accept(_ event: IncomingEvent) async throws(StoreError) -> AcceptOutcome {
+        guard case .accepted(let outcome) = try await submit(.accept(event)) else {
+            throw .corrupt("group commit answered an accept with another result")
+        }
+        return outcome
+    }
+
+    public func checkWritable() async -> Bool {
+        (try? await submit(.probe)) != nil
+    }
+
+    /// Whether the last write transaction succeeded; cheap, for metrics and logs.
+    public var lastWriteSucceeded: Bool { state.withLock { $0.lastWriteSucceeded } }
+
+    private func submit(_ work: Work) async throws(StoreError) -> WorkResult {
+        let result = await withCheckedContinuation { continuation in
+            let startLoop = state.withLock { state in
+                state.pending.append(PendingWork(work: work, continuation: continuation))
+                defer { state.commitLoopScheduled = true }
+                return !state.commitLoopScheduled
+            }
+            if startLoop {
+                commitQueue.async { self.commitLoop() }
+            }
+        }
+        return try result.get()
+    }
+
+    /// Runs on `commitQueue` until nothing is pending.
+    private func commitLoop() {
+        while true {
+            let batch: [PendingWork] = state.withLock { state in
+                guard !state.pending.isEmpty else {
+                    state.commitLoopScheduled = false
+                    return []
+                }
+                let count = min(state.pending.count, configuration.maxBatchSize)
+                let batch = Array(state.pending.prefix(count))
+                state.pending.removeFirst(count)
+                return batch
+            }
+            if batch.isEmpty { return }
+            let results = commit(batch.map(\.work))
+            for (pending, result) in zip(batch, results) {
+                pending.continuation.resume(returning: result)
+            }
+        }
+    }
+
+    private func commit(_ batch: [Work]) -> [Result<WorkResult, StoreError>] {
+        let nowMilliseconds = now().milliseconds
+        let retentionMilliseconds =
+            configuration.dedupRetention.components.seconds * 1_000
+            + configuration.dedupRetention.components.attoseconds / 1_000_000_000_000_000
+        do {
+            let database = try currentDatabase()
+            let results: [WorkResult]
+            do {
+                results = try database.pool.write { db in
+                    try batch.map { work in
+                        switch work {
+                        case .probe:
+                            try db.cachedStatement(sql: "UPDATE health SET checked_at = ? WHERE id = 1")
+                                .execute(arguments: [nowMilliseconds])
+                            return .probed
+                        case .accept(let event):
+                            return .accepted(
+                                try Self.insert(event, db: db, now: nowMilliseconds, retention: retentionMilliseconds)
+                            )
+                        }
+                    }
+                }
+            } catch {
+                throw StoreError.unavailable("write transaction failed", underlying: SendableError(error))
+            }
+            state.withLock { $0.lastWriteSucceeded = true }
+            return results.map { .success($0) }
+        } catch {
+            let wasSucceeding = state.withLock { state in
+                defer { state.lastWriteSucceeded = false }
+                return state.lastWriteSucceeded
+            }
+            if wasSucceeding {
+                logger.error("store write failed; answering 503 until it recovers", metadata: ["error": "\(error)"])
+            }
+            return batch.map { _ in .failure(error as? StoreError ?? .unavailable) }
+        }
+    }
+
+    /// Claims the dedup key and writes the event and its deliveries, inside the batch transaction.
+    private static func insert(_ event: IncomingEvent, db: Database, now: Int64, retention: Int64) throws -> AcceptOutcome {
+        let key = event.dedupKey.rawValue
+        if let existing = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT event_id, expires_at FROM dedup_keys WHERE key = ?"),
+            arguments: [key]
+        ) {
+            let expiresAt: Int64 = existing["expires_at"]
+            // An expired key that was not pruned yet counts as absent.
+            if expiresAt > now {
+                return .duplicate(firstEventID: existing["event_id"])
+            }
+        }
+        let receivedAt = event.receivedAt.milliseconds
+        try db.cachedStatement(sql: "INSERT OR REPLACE INTO dedup_keys (key, event_id, expires_at) VALUES (?, ?, ?)")
+            .execute(arguments: [key, event.id, receivedAt + retention])
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO events (id, source, event_type, dedup_key, order_id, received_at, headers, body)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [
+            event.id, event.source, event.eventType, key, event.orderID, receivedAt, headersJSON(event.headers), event.body,
+        ])
+        let deliveryStatement = try db.cachedStatement(
+            sql: """
+                INSERT INTO deliveries (event_id, consumer, order_id, state, attempts, next_attempt_at, created_at)
+                VALUES (?, ?, ?, 'pending', 0, ?, ?)
+                """
+        )
+        for consumer in event.consumers {
+            try deliveryStatement.execute(arguments: [event.id, consumer, event.orderID, receivedAt, receivedAt])
+        }
+        return .accepted(eventID: event.id)
+    }
+
+    /// The headers as a JSON object; a repeated header's values are joined with ", ".
+    static func headersJSON(_ headers: [(String, String)]) -> String {
+        var merged: [String: String] = [:]
+        for (name, value) in headers {
+            merged[name] = merged[name].map { $0 + ", " + value } ?? value
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: (try? encoder.encode(merged)) ?? Data("{}".utf8), as: UTF8.self)
+    }
+}

@@ -1,0 +1,276 @@
+public import Foundation
+import GRDB
+public import Logging
+import Synchronization
+public import Verification
+
+/// The embedded store: one SQLite database in WAL mode with `synchronous=FULL`.
+///
+/// Writes of accepted events go through group commit (see `SQLiteStore+GroupCommit.swift`): the
+/// requests that arrive while a transaction is committing are committed together in the next one,
+/// so throughput is not bound by one fsync per request.
+///
+/// The store watches its own file: if the database file is deleted or replaced under it, the batch
+/// fails (503) and the next one opens the file at the configured path anew, creating an empty
+/// database if there is none (the dedup history that was in the lost file is gone with it; the
+/// gateway logs this as critical).
+public final class SQLiteStore: EventStore, DedupStore, DeliveryQueue, Sendable {
+    public struct Configuration: Sendable {
+        /// The database file. Its folder is created if missing.
+        public var path: String
+        /// How long a dedup key is kept after its event was received.
+        public var dedupRetention: Duration
+        /// The most requests committed in one transaction.
+        public var maxBatchSize: Int
+
+        public init(path: String, dedupRetention: Duration = .seconds(7 * 86_400), maxBatchSize: Int = 512) {
+            self.path = path
+            self.dedupRetention = dedupRetention
+            self.maxBatchSize = maxBatchSize
+        }
+    }
+
+    let configuration: Configuration
+    let logger: Logger
+    let now: @Sendable () -> Date
+    let state: Mutex<State>
+    /// Every write transaction of group commit runs here, off the concurrency pool, because SQLite
+    /// blocks its thread for the fsync.
+    let commitQueue = DispatchQueue(label: "webhook-gateway.store.commit")
+
+    struct State {
+        var database: OpenDatabase?
+        var pending: [PendingWork] = []
+        var commitLoopScheduled = false
+        var lastWriteSucceeded = true
+    }
+
+    struct OpenDatabase: @unchecked Sendable {
+        // DatabasePool is thread-safe; it is shared between the commit queue and readers.
+        let pool: DatabasePool
+        let identity: FileIdentity
+    }
+
+    /// Opens (creating if needed) the database at `configuration.path` and migrates it.
+    ///
+    /// - Parameter now: the clock, injected so that dedup expiry is tested without waiting.
+    public init(
+        configuration: Configuration,
+        logger: Logger,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) throws(StoreError) {
+        self.configuration = configuration
+        self.logger = logger
+        self.now = now
+        self.state = Mutex(State())
+        let database = try Self.open(path: configuration.path)
+        state.withLock { $0.database = database }
+    }
+
+    static func open(path: String) throws(StoreError) -> OpenDatabase {
+        do {
+            let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            var configuration = GRDB.Configuration()
+            configuration.prepareDatabase { db in
+                // WAL is set by DatabasePool; FULL makes every commit fsync the log.
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+            }
+            configuration.busyMode = .timeout(5)
+            let pool = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(pool)
+            guard let identity = FileIdentity(path: path) else {
+                throw StoreError.unavailable("database file vanished while opening")
+            }
+            return OpenDatabase(pool: pool, identity: identity)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw .unavailable("cannot open the database at \(path)", underlying: SendableError(error))
+        }
+    }
+
+    /// The open database, after checking that its file is still the one that was opened.
+    func currentDatabase() throws(StoreError) -> OpenDatabase {
+        let database = state.withLock { $0.database }
+        if let database {
+            guard FileIdentity(path: configuration.path) == database.identity else {
+                state.withLock { $0.database = nil }
+                logger.critical(
+                    "database file deleted or replaced; reopening at its path",
+                    metadata: ["path": "\(configuration.path)"]
+                )
+                throw .unavailable("the database file was deleted or replaced")
+            }
+            return database
+        }
+        let reopened = try Self.open(path: configuration.path)
+        state.withLock { $0.database = reopened }
+        logger.warning("database reopened", metadata: ["path": "\(configuration.path)"])
+        return reopened
+    }
+
+    func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
+        let database = try currentDatabase()
+        do {
+            return try await database.pool.read(body)
+        } catch {
+            throw .unavailable("read failed", underlying: SendableError(error))
+        }
+    }
+
+    // MARK: EventStore
+
+    public func event(id: String) async throws(StoreError) -> StoredEvent? {
+        try await read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM events WHERE id = ?", arguments: [id]) else {
+                return nil
+            }
+            let headersJSON: String = row["headers"]
+            let headers = (try? JSONDecoder().decode([String: String].self, from: Data(headersJSON.utf8))) ?? [:]
+            return StoredEvent(
+                id: row["id"],
+                source: row["source"],
+                eventType: row["event_type"],
+                dedupKey: row["dedup_key"],
+                orderID: row["order_id"],
+                receivedAt: Date(milliseconds: row["received_at"]),
+                headers: headers,
+                body: row["body"]
+            )
+        }
+    }
+
+    // MARK: DedupStore
+
+    public func dedupEntry(for key: DedupKey) async throws(StoreError) -> DedupEntry? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM dedup_keys WHERE key = ?", arguments: [key.rawValue]).map {
+                DedupEntry(key: $0["key"], eventID: $0["event_id"], expiresAt: Date(milliseconds: $0["expires_at"]))
+            }
+        }
+    }
+
+    public func pruneExpiredDedupKeys(now: Date, limit: Int) async throws(StoreError) -> Int {
+        let database = try currentDatabase()
+        do {
+            return try await database.pool.write { db in
+                try db.execute(
+                    sql: """
+                        DELETE FROM dedup_keys WHERE rowid IN
+                          (SELECT rowid FROM dedup_keys WHERE expires_at <= ? LIMIT ?)
+                        """,
+                    arguments: [now.milliseconds, limit]
+                )
+                return db.changesCount
+            }
+        } catch {
+            throw .unavailable("pruning dedup keys failed", underlying: SendableError(error))
+        }
+    }
+
+    // MARK: DeliveryQueue
+
+    public func pendingDeliveries(consumer: String, limit: Int) async throws(StoreError) -> [PendingDelivery] {
+        try await read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT id, event_id, consumer, attempts FROM deliveries WHERE consumer = ? AND state = 'pending' ORDER BY id LIMIT ?",
+                arguments: [consumer, limit]
+            ).map { PendingDelivery(id: $0["id"], eventID: $0["event_id"], consumer: $0["consumer"], attempts: $0["attempts"]) }
+        }
+    }
+
+    public func depth(consumer: String) async throws(StoreError) -> Int {
+        try await read { db in
+            try Int.fetchOne(
+                db,
+                sql: "SELECT COUNT(*) FROM deliveries WHERE consumer = ? AND state = 'pending'",
+                arguments: [consumer]
+            ) ?? 0
+        }
+    }
+
+    public func markDeadLettered(deliveryIDs: [Int64]) async throws(StoreError) {
+        guard !deliveryIDs.isEmpty else { return }
+        let database = try currentDatabase()
+        do {
+            try await database.pool.write { db in
+                let statement = try db.cachedStatement(sql: "UPDATE deliveries SET state = 'dead' WHERE id = ?")
+                for id in deliveryIDs { try statement.execute(arguments: [id]) }
+            }
+        } catch {
+            throw .unavailable("marking dead letters failed", underlying: SendableError(error))
+        }
+    }
+
+    // MARK: Schema
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE events (
+                      id TEXT PRIMARY KEY NOT NULL,
+                      source TEXT NOT NULL,
+                      event_type TEXT,
+                      dedup_key TEXT NOT NULL,
+                      order_id TEXT,
+                      received_at INTEGER NOT NULL,
+                      headers TEXT NOT NULL,
+                      body BLOB NOT NULL
+                    );
+                    CREATE TABLE dedup_keys (
+                      key TEXT PRIMARY KEY NOT NULL,
+                      event_id TEXT NOT NULL,
+                      expires_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX dedup_keys_expiry ON dedup_keys(expires_at);
+                    CREATE TABLE deliveries (
+                      id INTEGER PRIMARY KEY AUTOINCREMENT,
+                      event_id TEXT NOT NULL REFERENCES events(id),
+                      consumer TEXT NOT NULL,
+                      order_id TEXT,
+                      state TEXT NOT NULL,
+                      attempts INTEGER NOT NULL DEFAULT 0,
+                      next_attempt_at INTEGER NOT NULL,
+                      created_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX deliveries_queue ON deliveries(consumer, state, id);
+                    CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at INTEGER NOT NULL);
+                    INSERT INTO health VALUES (1, 0);
+                    """
+            )
+        }
+        return migrator
+    }
+}
+
+/// The device and inode of a file, to notice that it was deleted or replaced.
+struct FileIdentity: Hashable, Sendable {
+    let device: UInt64
+    let inode: UInt64
+
+    init?(path: String) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+    }
+}
+
+/// Wraps a non-`Sendable` error as text, so it can travel inside ``StoreError``.
+struct SendableError: Error, Sendable, CustomStringConvertible {
+    let description: String
+    init(_ error: any Error) { description = String(describing: error) }
+}
+
+extension Date {
+    init(milliseconds: Int64) {
+        self.init(timeIntervalSince1970: TimeInterval(milliseconds) / 1_000)
+    }
+
+    /// Unix time in whole milliseconds.
+    public var milliseconds: Int64 { Int64((timeIntervalSince1970 * 1_000).rounded(.down)) }
+}

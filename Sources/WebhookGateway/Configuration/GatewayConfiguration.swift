@@ -1,0 +1,385 @@
+import Foundation
+import Verification
+
+/// The gateway's configuration, as `../shared/SPEC.md` describes it, with every secret resolved.
+///
+/// Load it with ``load(path:environment:)``; every error names the bad field.
+struct GatewayConfiguration: Sendable {
+    struct Listener: Sendable {
+        var host: String = "0.0.0.0"
+        var port: Int = 8080
+        var tls: TLSFiles?
+    }
+
+    struct TLSFiles: Sendable, Equatable {
+        var certificateChain: String
+        var privateKey: String
+    }
+
+    struct Admin: Sendable {
+        var host: String = "127.0.0.1"
+        var port: Int = 9090
+        var token: Secret
+        var tls: TLSFiles?
+    }
+
+    struct Storage: Sendable {
+        var path: String
+    }
+
+    struct Source: Sendable {
+        var name: String
+        var path: String
+        var scheme: SignatureScheme
+        var secrets: [Secret]
+        var appKey: Secret?
+        var tolerance: Duration = TikTokVerifier.defaultTolerance
+
+        var verifier: WebhookVerifier {
+            switch scheme {
+            case .tiktokShop: .tiktokShop(appKey: appKey ?? Secret(""), secrets: secrets)
+            default: .tiktok(secrets: secrets, tolerance: tolerance)
+            }
+        }
+    }
+
+    struct Retry: Sendable, Equatable {
+        var maxAttempts: Int = 12
+        var initialDelay: Duration = .seconds(1)
+        var maxDelay: Duration = .seconds(3_600)
+    }
+
+    struct Consumer: Sendable {
+        var name: String
+        var url: URL
+        /// Source names; `nil` means all.
+        var sources: [String]?
+        /// Event patterns; `nil` means all.
+        var events: [EventPattern]?
+        var signingSecret: Secret
+        var timeout: Duration = .seconds(10)
+        var concurrency: Int = 16
+        var retry = Retry()
+
+        /// Whether this consumer subscribes to `eventType` from `source`.
+        func matches(source: String, eventType: String) -> Bool {
+            (sources?.contains(source) ?? true) && (events?.contains { $0.matches(eventType) } ?? true)
+        }
+    }
+
+    var listen = Listener()
+    var maxBodyBytes = 1_048_576
+    var admin: Admin
+    var storage: Storage
+    var deadLetterDirectory: String
+    var dedupRetention: Duration = .seconds(7 * 86_400)
+    var sources: [Source]
+    var consumers: [Consumer]
+
+    /// TikTok retries for 72 hours; a shorter retention would let a late retry through as new.
+    static let minimumDedupRetention: Duration = .seconds(72 * 3_600)
+    /// The pseudo-consumer under which verified bodies that are not envelopes are dead-lettered.
+    static let unparsedConsumer = "_unparsed"
+}
+
+extension GatewayConfiguration {
+    /// Reads and validates the configuration file at `path`, resolving secrets from `environment`
+    /// and relative paths against the file's folder.
+    static func load(
+        path: String,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigurationError) -> GatewayConfiguration {
+        let url = URL(fileURLWithPath: path)
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw ConfigurationError(path: "", problem: "cannot read configuration file \(path)")
+        }
+        return try parse(data: data, baseDirectory: url.deletingLastPathComponent(), environment: environment)
+    }
+
+    static func parse(
+        data: Data,
+        baseDirectory: URL,
+        environment: [String: String]
+    ) throws(ConfigurationError) -> GatewayConfiguration {
+        let document: JSONValue
+        do {
+            document = try JSONDecoder().decode(JSONValue.self, from: data)
+        } catch {
+            throw ConfigurationError(path: "", problem: "the configuration is not valid JSON")
+        }
+        let root = ConfigurationReader(value: document, path: "", baseDirectory: baseDirectory, environment: environment)
+        return try parse(root)
+    }
+
+    private static func parse(_ root: ConfigurationReader) throws(ConfigurationError) -> GatewayConfiguration {
+        var object = try root.object()
+        let listen = try object.optional("listen", parseListener) ?? Listener()
+        let maxBodyBytes = try object.optional("maxBodyBytes") { reader throws(ConfigurationError) in
+            try reader.integer(in: 1...(256 * 1_048_576))
+        }
+        let admin = try object.required("admin", parseAdmin)
+        let storage =
+            try object.optional("storage", parseStorage)
+            ?? Storage(path: root.baseDirectory.appendingPathComponent("data/gateway.sqlite").standardizedFileURL.path)
+        let deadLetters = try object.optional("deadLetters") { reader throws(ConfigurationError) in
+            var fields = try reader.object()
+            let directory = try fields.optional("directory") { try $0.filePath() }
+            try fields.finish()
+            return directory
+        }
+        let retention = try object.optional("dedup") { reader throws(ConfigurationError) in
+            var fields = try reader.object()
+            let retention = try fields.optional("retention") { reader throws(ConfigurationError) in
+                let retention = try reader.duration()
+                guard retention >= minimumDedupRetention else {
+                    throw reader.fail("must be at least 72h (TikTok retries for 72 hours)")
+                }
+                return retention
+            }
+            try fields.finish()
+            return retention
+        }
+        let sources = try object.required("sources") { reader throws(ConfigurationError) in
+            let items = try reader.list()
+            guard !items.isEmpty else { throw reader.fail("at least one source is needed") }
+            return try items.map(parseSource)
+        }
+        let consumers = try object.optional("consumers") { reader throws(ConfigurationError) in
+            try reader.list().map(parseConsumer)
+        }
+        try object.finish()
+
+        var configuration = GatewayConfiguration(
+            listen: listen,
+            admin: admin,
+            storage: storage,
+            deadLetterDirectory: (deadLetters ?? nil)
+                ?? root.baseDirectory.appendingPathComponent("data/dead-letters").standardizedFileURL.path,
+            sources: sources,
+            consumers: consumers ?? []
+        )
+        if let maxBodyBytes { configuration.maxBodyBytes = maxBodyBytes }
+        if let retention = retention ?? nil { configuration.dedupRetention = retention }
+        try configuration.validateReferences()
+        return configuration
+    }
+
+    private func validateReferences() throws(ConfigurationError) {
+        var names = Set<String>()
+        var paths = Set<String>()
+        for (index, source) in sources.enumerated() {
+            guard names.insert(source.name).inserted else {
+                throw ConfigurationError(path: "sources[\(index)].name", problem: "duplicate source name \"\(source.name)\"")
+            }
+            guard paths.insert(source.path).inserted else {
+                throw ConfigurationError(path: "sources[\(index)].path", problem: "duplicate path \"\(source.path)\"")
+            }
+        }
+        var consumerNames = Set<String>()
+        for (index, consumer) in consumers.enumerated() {
+            guard consumerNames.insert(consumer.name).inserted else {
+                throw ConfigurationError(path: "consumers[\(index)].name", problem: "duplicate consumer name \"\(consumer.name)\"")
+            }
+            for (sourceIndex, source) in (consumer.sources ?? []).enumerated() where !names.contains(source) {
+                throw ConfigurationError(path: "consumers[\(index)].sources[\(sourceIndex)]", problem: "no source is named \"\(source)\"")
+            }
+        }
+        if listen.port != 0 && listen.port == admin.port && listen.host == admin.host {
+            throw ConfigurationError(path: "admin.port", problem: "must differ from listen.port")
+        }
+    }
+
+    private static func parseListener(_ reader: ConfigurationReader) throws(ConfigurationError) -> Listener {
+        var object = try reader.object()
+        var listener = Listener()
+        if let host = try object.optional("host", { try $0.nonEmptyString() }) { listener.host = host }
+        if let port = try object.optional("port", { try $0.integer(in: 0...65_535) }) { listener.port = port }
+        listener.tls = try object.optional("tls", parseTLS)
+        try object.finish()
+        return listener
+    }
+
+    private static func parseTLS(_ reader: ConfigurationReader) throws(ConfigurationError) -> TLSFiles {
+        var object = try reader.object()
+        let files = TLSFiles(
+            certificateChain: try object.required("certificateChain") { try $0.filePath() },
+            privateKey: try object.required("privateKey") { try $0.filePath() }
+        )
+        try object.finish()
+        return files
+    }
+
+    private static func parseAdmin(_ reader: ConfigurationReader) throws(ConfigurationError) -> Admin {
+        var object = try reader.object()
+        let host = try object.optional("host") { try $0.nonEmptyString() }
+        let port = try object.optional("port") { try $0.integer(in: 0...65_535) }
+        let token = try object.required("token") { reader throws(ConfigurationError) in
+            let token = try reader.secret()
+            guard token.bytes.count >= 16 else { throw reader.fail("the admin token must be at least 16 characters") }
+            return token
+        }
+        var admin = Admin(token: token)
+        if let host { admin.host = host }
+        if let port { admin.port = port }
+        admin.tls = try object.optional("tls", parseTLS)
+        try object.finish()
+        return admin
+    }
+
+    private static func parseStorage(_ reader: ConfigurationReader) throws(ConfigurationError) -> Storage {
+        var object = try reader.object()
+        let kind = try object.optional("kind") { try $0.string() } ?? "sqlite"
+        guard kind == "sqlite" else {
+            throw reader.child(.string(kind), "kind").fail(
+                "unknown storage kind \(ConfigurationReader.quoted(kind)) (supported: \"sqlite\")")
+        }
+        let path =
+            try object.optional("path") { try $0.filePath() }
+            ?? reader.baseDirectory.appendingPathComponent("data/gateway.sqlite").standardizedFileURL.path
+        try object.finish()
+        return Storage(path: path)
+    }
+
+    private static func parseSource(_ reader: ConfigurationReader) throws(ConfigurationError) -> Source {
+        var object = try reader.object()
+        let name = try object.required("name", parseName)
+        let path = try object.required("path") { reader throws(ConfigurationError) in
+            let path = try reader.nonEmptyString()
+            guard path.hasPrefix("/"), !path.contains("?"), !path.contains("#"), !path.contains(" ") else {
+                throw reader.fail("\(ConfigurationReader.quoted(path)) is not an absolute URL path")
+            }
+            guard path != "/healthz" else { throw reader.fail("/healthz is reserved") }
+            return path
+        }
+        let scheme = try object.required("scheme") { reader throws(ConfigurationError) in
+            let text = try reader.string()
+            guard let scheme = SignatureScheme(name: text) else {
+                throw reader.fail("unknown scheme \(ConfigurationReader.quoted(text)) (supported: \"tiktok\", \"tiktok-shop\")")
+            }
+            return scheme
+        }
+        let secrets = try object.required("secrets") { reader throws(ConfigurationError) in
+            let items = try reader.list()
+            guard !items.isEmpty else { throw reader.fail("at least one secret is needed") }
+            return try items.map { item throws(ConfigurationError) in try item.secret() }
+        }
+        var source = Source(name: name, path: path, scheme: scheme, secrets: secrets)
+        if scheme == .tiktokShop {
+            source.appKey = try object.required("appKey") { try $0.secret() }
+            if object.has("tolerance") {
+                throw reader.child(.null, "tolerance").fail("the tiktok-shop scheme has no timestamp, so no tolerance")
+            }
+        } else {
+            if object.has("appKey") {
+                throw reader.child(.null, "appKey").fail("only the tiktok-shop scheme has an app key")
+            }
+            if let tolerance = try object.optional("tolerance", { try $0.duration() }) {
+                guard tolerance > .zero else { throw reader.child(.null, "tolerance").fail("must be more than 0") }
+                source.tolerance = tolerance
+            }
+        }
+        try object.finish()
+        return source
+    }
+
+    private static func parseConsumer(_ reader: ConfigurationReader) throws(ConfigurationError) -> Consumer {
+        var object = try reader.object()
+        let name = try object.required("name", parseName)
+        let url = try object.required("url") { reader throws(ConfigurationError) in
+            let text = try reader.nonEmptyString()
+            guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
+                url.host?.isEmpty == false
+            else {
+                throw reader.fail("\(ConfigurationReader.quoted(text)) is not an http or https URL")
+            }
+            return url
+        }
+        let signingSecret = try object.required("signingSecret") { reader throws(ConfigurationError) in
+            let secret = try reader.secret()
+            do {
+                _ = try StandardWebhooksSigner(secret: secret)
+            } catch {
+                throw reader.fail("\(error)")
+            }
+            return secret
+        }
+        var consumer = Consumer(name: name, url: url, signingSecret: signingSecret)
+        consumer.sources = try object.optional("sources") { reader throws(ConfigurationError) in
+            try reader.list().map { item throws(ConfigurationError) in try item.nonEmptyString() }
+        }
+        consumer.events = try object.optional("events") { reader throws(ConfigurationError) in
+            try reader.list().map { item throws(ConfigurationError) in
+                let text = try item.nonEmptyString()
+                guard let pattern = EventPattern(text) else {
+                    throw item.fail("\(ConfigurationReader.quoted(text)) is not an event name or a prefix ending in *")
+                }
+                return pattern
+            }
+        }
+        if let timeout = try object.optional("timeout", { try $0.duration() }) {
+            guard timeout > .zero else { throw reader.child(.null, "timeout").fail("must be more than 0") }
+            consumer.timeout = timeout
+        }
+        if let concurrency = try object.optional("concurrency", { try $0.integer(in: 1...1_024) }) {
+            consumer.concurrency = concurrency
+        }
+        if let retry = try object.optional("retry", parseRetry) { consumer.retry = retry }
+        try object.finish()
+        return consumer
+    }
+
+    private static func parseRetry(_ reader: ConfigurationReader) throws(ConfigurationError) -> Retry {
+        var object = try reader.object()
+        var retry = Retry()
+        if let attempts = try object.optional("maxAttempts", { try $0.integer(in: 1...1_000) }) { retry.maxAttempts = attempts }
+        if let delay = try object.optional("initialDelay", { try $0.duration() }) {
+            guard delay > .zero else { throw reader.child(.null, "initialDelay").fail("must be more than 0") }
+            retry.initialDelay = delay
+        }
+        if let delay = try object.optional("maxDelay", { try $0.duration() }) { retry.maxDelay = delay }
+        guard retry.maxDelay >= retry.initialDelay else {
+            throw reader.child(.null, "maxDelay").fail("must not be less than initialDelay")
+        }
+        try object.finish()
+        return retry
+    }
+
+    /// Source and consumer names: letters, digits, `.`, `_`, `-`, not starting with `_` (reserved
+    /// for the gateway's own `_unparsed`). Consumer names become file names.
+    private static func parseName(_ reader: ConfigurationReader) throws(ConfigurationError) -> String {
+        let name = try reader.nonEmptyString()
+        let allowed = name.utf8.allSatisfy { byte in
+            (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_")
+                || byte == UInt8(ascii: "-")
+        }
+        guard allowed, name.count <= 64, !name.hasPrefix("_"), !name.hasPrefix(".") else {
+            throw reader.fail(
+                "\(ConfigurationReader.quoted(name)) is not a valid name (1–64 of A–Z a–z 0–9 . _ -, not starting with _ or .)")
+        }
+        return name
+    }
+}
+
+/// An `events` pattern: an exact event name, or a prefix ending in `*` (`*` alone matches all).
+struct EventPattern: Sendable, Hashable {
+    private let text: String
+    private let isPrefix: Bool
+
+    init?(_ pattern: String) {
+        let stars = pattern.filter { $0 == "*" }.count
+        if stars == 0 {
+            text = pattern
+            isPrefix = false
+        } else if stars == 1 && pattern.hasSuffix("*") {
+            text = String(pattern.dropLast())
+            isPrefix = true
+        } else {
+            return nil
+        }
+    }
+
+    func matches(_ eventType: String) -> Bool {
+        isPrefix ? eventType.hasPrefix(text) : eventType == text
+    }
+}

@@ -1,0 +1,170 @@
+import Delivery
+import Foundation
+import Hummingbird
+import Logging
+import Metrics
+import NIOCore
+import Prometheus
+import ServiceLifecycle
+import UnixSignals
+import Verification
+
+/// One running gateway: the ingress and admin listeners, the store and the background services,
+/// built from a configuration and run in one `ServiceGroup`.
+struct Gateway {
+    /// Where the listeners ended up (useful when the configuration asks for port 0).
+    struct Addresses: Sendable {
+        var ingressPort: Int
+        var adminPort: Int
+    }
+
+    let configuration: GatewayConfiguration
+    let logger: Logger
+    let now: @Sendable () -> Date
+
+    init(configuration: GatewayConfiguration, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.configuration = configuration
+        self.logger = logger
+        self.now = now
+    }
+
+    /// Runs until SIGTERM or SIGINT (or the task is cancelled), then drains: the listeners stop
+    /// accepting, in-flight requests and their commits finish, and it returns.
+    ///
+    /// - Parameter onListening: called once both listeners are bound.
+    func run(onListening: @escaping @Sendable (Addresses) async -> Void = { _ in }) async throws {
+        let store = try SQLiteStore(
+            configuration: .init(path: configuration.storage.path, dedupRetention: configuration.dedupRetention),
+            logger: logger,
+            now: now
+        )
+        let registry = PrometheusCollectorRegistry()
+        let factory = PrometheusMetricsFactory(registry: registry)
+        let consumerNames = configuration.consumers.map(\.name) + [GatewayConfiguration.unparsedConsumer]
+        let metrics = GatewayMetrics(sources: configuration.sources.map(\.name), consumers: consumerNames, factory: factory)
+        let state = GatewayState(store: store)
+
+        let unparsed = UnparsedDeadLetterService(
+            store: store,
+            writer: DeadLetterWriter(directory: configuration.deadLetterDirectory),
+            logger: logger,
+            now: now
+        )
+        let ingestor = Ingestor(
+            store: store,
+            consumers: configuration.consumers,
+            metrics: metrics,
+            now: now,
+            onUnparsedStored: { unparsed.wake() }
+        )
+        var sources: [String: Ingestor.Source] = [:]
+        for source in configuration.sources {
+            sources[source.path] = Ingestor.Source(name: source.name, verifier: source.verifier)
+        }
+
+        let ports = PortCollector(onBoth: onListening)
+        let ingress = Application(
+            responder: IngressResponder(
+                sources: sources,
+                ingestor: ingestor,
+                maxBodyBytes: configuration.maxBodyBytes,
+                metrics: metrics
+            ),
+            configuration: .init(
+                address: .hostname(configuration.listen.host, port: configuration.listen.port),
+                serverName: nil
+            ),
+            onServerRunning: { await ports.ingress($0.localAddress?.port ?? 0) },
+            logger: logger
+        )
+        let admin = Application(
+            router: AdminRouter.make(
+                token: configuration.admin.token,
+                state: state,
+                registry: registry,
+                refreshGauges: {
+                    for consumer in consumerNames {
+                        if let depth = try? await store.depth(consumer: consumer) {
+                            metrics.queueDepth(consumer: consumer, depth: depth)
+                        }
+                    }
+                }
+            ),
+            configuration: .init(
+                address: .hostname(configuration.admin.host, port: configuration.admin.port),
+                serverName: nil
+            ),
+            onServerRunning: { await ports.admin($0.localAddress?.port ?? 0) },
+            logger: logger
+        )
+
+        // Services shut down in reverse order: first the drain flag flips, then the ingress
+        // listener stops accepting and finishes its requests (and so their commits), then the
+        // admin listener, then the background work.
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: DedupPruneService(store: store, logger: logger, now: now)),
+                    .init(service: unparsed),
+                    .init(service: admin),
+                    .init(service: ingress),
+                    .init(service: DrainSignal(state: state, logger: logger)),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                cancellationSignals: [],
+                logger: logger
+            )
+        )
+        logger.info(
+            "gateway starting",
+            metadata: [
+                "listen": "\(configuration.listen.host):\(configuration.listen.port)",
+                "admin": "\(configuration.admin.host):\(configuration.admin.port)",
+                "store": "\(configuration.storage.path)",
+                "sources": "\(configuration.sources.map(\.name))",
+                "consumers": "\(configuration.consumers.map(\.name))",
+            ]
+        )
+        try await group.run()
+        logger.info("gateway stopped")
+    }
+}
+
+/// Flips the gateway to draining as soon as graceful shutdown starts, so `/readyz` says 503 while
+/// the listeners finish their work.
+struct DrainSignal: Service {
+    let state: GatewayState
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        state.startDraining()
+        logger.info("draining")
+    }
+}
+
+/// Collects the two bound ports and reports them once both are known.
+actor PortCollector {
+    private var ingressPort: Int?
+    private var adminPort: Int?
+    private let onBoth: @Sendable (Gateway.Addresses) async -> Void
+
+    init(onBoth: @escaping @Sendable (Gateway.Addresses) async -> Void) {
+        self.onBoth = onBoth
+    }
+
+    func ingress(_ port: Int) async {
+        ingressPort = port
+        await reportIfComplete()
+    }
+
+    func admin(_ port: Int) async {
+        adminPort = port
+        await reportIfComplete()
+    }
+
+    private func reportIfComplete() async {
+        guard let ingressPort, let adminPort else { return }
+        await onBoth(Gateway.Addresses(ingressPort: ingressPort, adminPort: adminPort))
+    }
+}

@@ -1,0 +1,102 @@
+import Delivery
+import Foundation
+import Logging
+import Verification
+
+/// The ingest pipeline of one gateway, independent of HTTP: verify, parse, pick consumers, store.
+///
+/// Nothing is parsed before the signature verifies, and nothing is answered `accepted` before the
+/// store reports the event durable.
+struct Ingestor: Sendable {
+    /// A configured source, ready to verify.
+    struct Source: Sendable {
+        let name: String
+        let verifier: WebhookVerifier
+    }
+
+    /// What became of one request.
+    enum Outcome: Sendable, Equatable {
+        case accepted(eventID: String)
+        case duplicate(firstEventID: String)
+        case unauthorized(VerificationError)
+        case unavailable(StoreError)
+    }
+
+    let store: any EventStore
+    let consumers: [GatewayConfiguration.Consumer]
+    let metrics: GatewayMetrics
+    let now: @Sendable () -> Date
+    /// Called after an event that is not an envelope was stored, so its dead letter is written.
+    let onUnparsedStored: @Sendable () -> Void
+
+    func ingest(
+        source: Source,
+        headers: [(String, String)],
+        body: Data,
+        logger: Logger
+    ) async -> Outcome {
+        let receivedAt = now()
+        let verified: VerifiedRequest
+        do {
+            verified = try source.verifier.verify(body: body, headers: headers, now: receivedAt)
+        } catch {
+            metrics.request(source: source.name, outcome: .unauthorized)
+            logger.notice("signature rejected", metadata: ["source": "\(source.name)", "reason": "\(error.detail)"])
+            return .unauthorized(error)
+        }
+
+        let parsed = Envelope.parse(body: body, source: source.name, verified: verified)
+        let event: IncomingEvent
+        switch parsed {
+        case .envelope(let envelope):
+            event = IncomingEvent(
+                id: EventID.make(milliseconds: receivedAt.milliseconds),
+                source: source.name,
+                eventType: envelope.eventType,
+                dedupKey: envelope.dedupKey,
+                orderID: envelope.orderID,
+                receivedAt: receivedAt,
+                headers: headers,
+                body: body,
+                consumers: consumers.filter { $0.matches(source: source.name, eventType: envelope.eventType) }.map(\.name)
+            )
+        case .notAnEnvelope(let unparsed):
+            logger.warning("verified body is not an envelope; keeping it as a dead letter", metadata: ["source": "\(source.name)"])
+            event = IncomingEvent(
+                id: EventID.make(milliseconds: receivedAt.milliseconds),
+                source: source.name,
+                eventType: nil,
+                dedupKey: unparsed.dedupKey,
+                orderID: nil,
+                receivedAt: receivedAt,
+                headers: headers,
+                body: body,
+                consumers: [GatewayConfiguration.unparsedConsumer]
+            )
+        }
+
+        do {
+            switch try await store.accept(event) {
+            case .accepted(let id):
+                metrics.request(source: source.name, outcome: .accepted)
+                logger.info(
+                    "event accepted",
+                    metadata: [
+                        "source": "\(source.name)", "event.id": "\(id)", "event.type": "\(event.eventType ?? "-")",
+                        "deliveries": "\(event.consumers.count)",
+                    ]
+                )
+                if event.eventType == nil { onUnparsedStored() }
+                return .accepted(eventID: id)
+            case .duplicate(let firstID):
+                metrics.request(source: source.name, outcome: .duplicate)
+                logger.info("duplicate event", metadata: ["source": "\(source.name)", "event.id": "\(firstID)"])
+                return .duplicate(firstEventID: firstID)
+            }
+        } catch {
+            metrics.request(source: source.name, outcome: .unavailable)
+            logger.error("event not stored", metadata: ["source": "\(source.name)", "error": "\(error.detail)"])
+            return .unavailable(error)
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Verification
+
+/// Answers the ingress port: `POST <source.path>` for each source, `GET /healthz`, and 404/405
+/// for everything else, as SPEC.md's Ingress table says.
+///
+/// The body is read chunk by chunk and cut off as soon as it passes `maxBodyBytes` (a declared
+/// `Content-Length` over the limit is refused before reading anything), so an oversized upload is
+/// never buffered.
+struct IngressResponder: HTTPResponder {
+    typealias Context = BasicRequestContext
+
+    let sources: [String: Ingestor.Source]
+    let ingestor: Ingestor
+    let maxBodyBytes: Int
+    let metrics: GatewayMetrics
+
+    func respond(to request: Request, context: Context) async throws -> Response {
+        let path = request.uri.path
+        if path == "/healthz" {
+            guard request.method == .get || request.method == .head else {
+                return .json(.methodNotAllowed, ["error": "method not allowed"], allow: "GET")
+            }
+            return .json(.ok, ["status": "ok"])
+        }
+        guard let source = sources[path] else {
+            return .json(.notFound, ["error": "no source at this path"])
+        }
+        guard request.method == .post else {
+            return .json(.methodNotAllowed, ["error": "only POST is accepted here"], allow: "POST")
+        }
+
+        var logger = context.logger
+        logger[metadataKey: "source"] = "\(source.name)"
+        guard let body = try await collectBody(request) else {
+            metrics.request(source: source.name, outcome: .tooLarge)
+            logger.notice("body too large", metadata: ["limit": "\(maxBodyBytes)"])
+            return .json(.contentTooLarge, ["error": "body larger than \(maxBodyBytes) bytes"])
+        }
+        let headers = request.headers.map { ($0.name.canonicalName, $0.value) }
+        switch await ingestor.ingest(source: source, headers: headers, body: body, logger: logger) {
+        case .accepted(let id):
+            return .json(.ok, ["status": "accepted", "id": id])
+        case .duplicate(let id):
+            return .json(.ok, ["status": "duplicate", "id": id])
+        case .unauthorized(let error):
+            return .json(.unauthorized, ["error": error.detail])
+        case .unavailable:
+            return .json(.serviceUnavailable, ["error": "the event cannot be stored right now; retry later"])
+        }
+    }
+
+    /// The body, or `nil` once it passes the limit.
+    private func collectBody(_ request: Request) async throws -> Data? {
+        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > maxBodyBytes {
+            return nil
+        }
+        var collected = ByteBuffer()
+        for try await chunk in request.body {
+            guard collected.readableBytes + chunk.readableBytes <= maxBodyBytes else { return nil }
+            var chunk = chunk
+            collected.writeBuffer(&chunk)
+        }
+        return Data(collected.readableBytesView)
+    }
+}
+
+extension Response {
+    /// A JSON response with a flat string-to-string body.
+    static func json(_ status: HTTPResponse.Status, _ fields: KeyValuePairs<String, String>, allow: String? = nil) -> Response {
+        var text = "{"
+        for (index, (key, value)) in fields.enumerated() {
+            if index > 0 { text += "," }
+            text += jsonString(key) + ":" + jsonString(value)
+        }
+        text += "}"
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let allow { headers[.allow] = allow }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    static func jsonString(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}
