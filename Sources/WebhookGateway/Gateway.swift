@@ -70,6 +70,7 @@ struct Gateway {
                 maxBodyBytes: configuration.maxBodyBytes,
                 metrics: metrics
             ),
+            server: .ingress,
             configuration: .init(
                 address: .hostname(configuration.listen.host, port: configuration.listen.port),
                 serverName: nil

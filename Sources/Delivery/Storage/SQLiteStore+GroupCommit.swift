@@ -41,6 +41,9 @@ extension SQLiteStore {
         (try? await submit(.probe)) != nil
     }
 
+    /// How many group-commit transactions have committed since the store was opened.
+    public var commitCount: Int { state.withLock { $0.commitCount } }
+
     /// Whether the last write transaction succeeded; cheap, for metrics and logs.
     public var lastWriteSucceeded: Bool { state.withLock { $0.lastWriteSucceeded } }
 
@@ -105,7 +108,10 @@ extension SQLiteStore {
             } catch {
                 throw StoreError.unavailable("write transaction failed", underlying: SendableError(error))
             }
-            state.withLock { $0.lastWriteSucceeded = true }
+            state.withLock {
+                $0.lastWriteSucceeded = true
+                $0.commitCount += 1
+            }
             return results.map { .success($0) }
         } catch {
             let wasSucceeding = state.withLock { state in

@@ -43,6 +43,8 @@ public final class SQLiteStore: EventStore, DedupStore, DeliveryQueue, Sendable 
         var pending: [PendingWork] = []
         var commitLoopScheduled = false
         var lastWriteSucceeded = true
+        /// Write transactions committed by group commit, for tests and metrics.
+        var commitCount = 0
     }
 
     struct OpenDatabase: @unchecked Sendable {
@@ -72,12 +74,14 @@ public final class SQLiteStore: EventStore, DedupStore, DeliveryQueue, Sendable 
             let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             var configuration = GRDB.Configuration()
-            configuration.prepareDatabase { db in
-                // WAL is set by DatabasePool; FULL makes every commit fsync the log.
-                try db.execute(sql: "PRAGMA synchronous = FULL")
-            }
             configuration.busyMode = .timeout(5)
             let pool = try DatabasePool(path: path, configuration: configuration)
+            // DatabasePool turns WAL on and sets synchronous=NORMAL on its writer connection, which
+            // can lose the last commits on power loss. FULL makes every commit fsync the log
+            // before it returns: the durability rule depends on it. All writes use this connection.
+            try pool.barrierWriteWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+            }
             try Self.migrator.migrate(pool)
             guard let identity = FileIdentity(path: path) else {
                 throw StoreError.unavailable("database file vanished while opening")
@@ -201,6 +205,21 @@ public final class SQLiteStore: EventStore, DedupStore, DeliveryQueue, Sendable 
             }
         } catch {
             throw .unavailable("marking dead letters failed", underlying: SendableError(error))
+        }
+    }
+
+    /// The connection's journal mode and `synchronous` level (2 is FULL), as SQLite reports them.
+    package func durabilitySettings() async throws(StoreError) -> (journalMode: String, synchronous: Int) {
+        let database = try currentDatabase()
+        do {
+            return try await database.pool.write { db in
+                (
+                    try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "",
+                    try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1
+                )
+            }
+        } catch {
+            throw .unavailable("reading settings failed", underlying: SendableError(error))
         }
     }
 
