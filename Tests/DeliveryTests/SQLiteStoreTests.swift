@@ -39,7 +39,8 @@ struct SQLiteStoreTests {
             #expect(try await store.accept(first) == .accepted(eventID: first.id))
         }
         let reopened = try SQLiteStore(configuration: .init(path: path), logger: logger, now: { clock.now })
-        #expect(try await reopened.accept(StoreConformance<SQLiteStore>.event(key: "k", at: clock.now)) == .duplicate(firstEventID: first.id))
+        #expect(
+            try await reopened.accept(StoreConformance<SQLiteStore>.event(key: "k", at: clock.now)) == .duplicate(firstEventID: first.id))
         #expect(try await reopened.event(id: first.id)?.body == first.body)
     }
 

@@ -75,7 +75,8 @@ struct ConfigurationTests {
 
     @Test func theExampleConfigurationLoads() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let configuration = try GatewayConfiguration.load(path: root.appendingPathComponent("config.example.json").path, environment: Self.environment)
+        let configuration = try GatewayConfiguration.load(
+            path: root.appendingPathComponent("config.example.json").path, environment: Self.environment)
         #expect(configuration.sources.map(\.name) == ["tiktok", "tiktok-shop"])
         #expect(configuration.storage.path == root.appendingPathComponent("data/gateway.sqlite").path)
     }
@@ -136,7 +137,9 @@ struct ConfigurationTests {
     @Test func missingEnvironmentVariableNamesFieldAndVariable() {
         var environment = Self.environment
         environment["TIKTOK_SHOP_APP_SECRET"] = nil
-        #expect(expectError(Self.document(), environment: environment) == "sources[1].secrets[0]: environment variable TIKTOK_SHOP_APP_SECRET is not set")
+        #expect(
+            expectError(Self.document(), environment: environment)
+                == "sources[1].secrets[0]: environment variable TIKTOK_SHOP_APP_SECRET is not set")
     }
 
     @Test func fileAndLiteralSecrets() throws {
@@ -203,7 +206,9 @@ struct ConfigurationTests {
         #expect(expectError(withSource(0, ["scheme": "stripe"])).hasPrefix(#"sources[0].scheme: unknown scheme "stripe""#))
         #expect(expectError(withSource(1, ["appKey": nil])) == "sources[1].appKey: is required")
         #expect(expectError(withSource(0, ["appKey": "x"])) == "sources[0].appKey: only the tiktok-shop scheme has an app key")
-        #expect(expectError(withSource(1, ["tolerance": "5m"])) == "sources[1].tolerance: the tiktok-shop scheme has no timestamp, so no tolerance")
+        #expect(
+            expectError(withSource(1, ["tolerance": "5m"]))
+                == "sources[1].tolerance: the tiktok-shop scheme has no timestamp, so no tolerance")
         #expect(expectError(withSource(1, ["path": "/webhooks/tiktok"])) == #"sources[1].path: duplicate path "/webhooks/tiktok""#)
         #expect(expectError(withSource(1, ["name": "tiktok"])) == #"sources[1].name: duplicate source name "tiktok""#)
         #expect(expectError(withSource(0, ["path": "webhooks"])).hasPrefix("sources[0].path: "))

@@ -66,7 +66,8 @@ final class GatewayFixture: @unchecked Sendable {
         )
         let sources = [
             "/webhooks/tiktok": Ingestor.Source(name: "tiktok", verifier: .tiktok(secrets: [Secret("old-secret"), Secret(Self.secret)])),
-            "/webhooks/shop": Ingestor.Source(name: "shop", verifier: .tiktokShop(appKey: Secret(Self.appKey), secrets: [Secret(Self.appSecret)])),
+            "/webhooks/shop": Ingestor.Source(
+                name: "shop", verifier: .tiktokShop(appKey: Secret(Self.appKey), secrets: [Secret(Self.appSecret)])),
         ]
         return Application(
             responder: IngressResponder(sources: sources, ingestor: ingestor, maxBodyBytes: maxBodyBytes, metrics: gatewayMetrics),
@@ -77,7 +78,8 @@ final class GatewayFixture: @unchecked Sendable {
 
     /// A signed `minis.trade_order.redeem.success` for `orderID`.
     static func tiktokEvent(orderID: String, event: String = "minis.trade_order.redeem.success") -> (body: String, signature: String) {
-        let body = #"{"client_key":"k","event":"\#(event)","create_time":1615338610,"user_openid":"","content":"{\"order_id\":\"\#(orderID)\"}"}"#
+        let body =
+            #"{"client_key":"k","event":"\#(event)","create_time":1615338610,"user_openid":"","content":"{\"order_id\":\"\#(orderID)\"}"}"#
         let signature = TikTokSigner.tiktokSignature(secret: Secret(secret), timestamp: 1_615_338_610, body: Array(body.utf8))
         return (body, signature)
     }

@@ -13,9 +13,11 @@ import Verification
 
 struct IngressTests {
     /// The independent vectors from the Verification issue, over HTTP.
-    static let tiktokBody = #"{"client_key":"your_client_key","event":"minis.trade_order.redeem.success","create_time":1615338610,"user_openid":"","content":"{\"trade_order_id\":\"TOID667700996\",\"order_id\":\"order_id_as_in_your_system\",\"is_sandbox\":true}"}"#
+    static let tiktokBody =
+        #"{"client_key":"your_client_key","event":"minis.trade_order.redeem.success","create_time":1615338610,"user_openid":"","content":"{\"trade_order_id\":\"TOID667700996\",\"order_id\":\"order_id_as_in_your_system\",\"is_sandbox\":true}"}"#
     static let tiktokSignature = "t=1615338610,s=9a0403a0527e9b5b80981e143dd32d045f6381f404d4c4625d1c74d32800ea1e"
-    static let shopBody = #"{"type":1,"tts_notification_id":"7327112393057371910","shop_id":"7494049642642441621","timestamp":1644412885,"data":{"order_id":"576461413038785752","order_status":"AWAITING_SHIPMENT","update_time":1644412885}}"#
+    static let shopBody =
+        #"{"type":1,"tts_notification_id":"7327112393057371910","shop_id":"7494049642642441621","timestamp":1644412885,"data":{"order_id":"576461413038785752","order_status":"AWAITING_SHIPMENT","update_time":1644412885}}"#
     static let shopSignature = "3f67ddd0af15077f0a2dbb669f655cee785ae8dc9c59bea41f88f191029e84ff"
 
     struct Reply {
@@ -34,14 +36,16 @@ struct IngressTests {
     @Test func acceptsThenAnswersDuplicateWithTheFirstID() async throws {
         let fixture = try GatewayFixture()
         try await fixture.makeApplication().test(.router) { client in
-            let first = try await post(client, "/webhooks/tiktok", body: Self.tiktokBody, headers: [.init("TikTok-Signature")!: Self.tiktokSignature])
+            let first = try await post(
+                client, "/webhooks/tiktok", body: Self.tiktokBody, headers: [.init("TikTok-Signature")!: Self.tiktokSignature])
             #expect(first.status == .ok)
             #expect(first.json["status"] == "accepted")
             let id = try #require(first.json["id"])
             #expect(id.hasPrefix("evt_"))
             #expect(first.headers[.contentType] == "application/json")
 
-            let again = try await post(client, "/webhooks/tiktok", body: Self.tiktokBody, headers: [.init("tiktok-signature")!: Self.tiktokSignature])
+            let again = try await post(
+                client, "/webhooks/tiktok", body: Self.tiktokBody, headers: [.init("tiktok-signature")!: Self.tiktokSignature])
             #expect(again.status == .ok)
             #expect(again.json == ["status": "duplicate", "id": id])
 
@@ -61,8 +65,10 @@ struct IngressTests {
         try await fixture.makeApplication().test(.router) { client in
             let redeem = GatewayFixture.tiktokEvent(orderID: "42")
             let refund = GatewayFixture.tiktokEvent(orderID: "42", event: "minis.trade_order.refund_traceback")
-            let first = try await post(client, "/webhooks/tiktok", body: redeem.body, headers: [.init("TikTok-Signature")!: redeem.signature])
-            let second = try await post(client, "/webhooks/tiktok", body: refund.body, headers: [.init("TikTok-Signature")!: refund.signature])
+            let first = try await post(
+                client, "/webhooks/tiktok", body: redeem.body, headers: [.init("TikTok-Signature")!: redeem.signature])
+            let second = try await post(
+                client, "/webhooks/tiktok", body: refund.body, headers: [.init("TikTok-Signature")!: refund.signature])
             #expect(first.json["status"] == "accepted")
             #expect(second.json["status"] == "accepted")
             #expect(first.json["id"] != second.json["id"])
@@ -117,7 +123,8 @@ struct IngressTests {
         let fixture = try GatewayFixture(maxBodyBytes: 1_000)
         try await fixture.makeApplication().test(.live) { client in
             let big = String(repeating: "x", count: 1_001)
-            let declared = try await post(client, "/webhooks/tiktok", body: big, headers: [.init("TikTok-Signature")!: Self.tiktokSignature])
+            let declared = try await post(
+                client, "/webhooks/tiktok", body: big, headers: [.init("TikTok-Signature")!: Self.tiktokSignature])
             #expect(declared.status == .contentTooLarge)
             #expect(declared.json["error"] == "body larger than 1000 bytes")
             // Exactly at the limit is fine (and then fails verification, as it is not signed).
@@ -188,7 +195,8 @@ struct IngressTests {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
             let event = GatewayFixture.tiktokEvent(orderID: "503")
             for _ in 0..<2 {
-                let reply = try await post(client, "/webhooks/tiktok", body: event.body, headers: [.init("TikTok-Signature")!: event.signature])
+                let reply = try await post(
+                    client, "/webhooks/tiktok", body: event.body, headers: [.init("TikTok-Signature")!: event.signature])
                 #expect(reply.status == .serviceUnavailable)
                 #expect(reply.json["error"] == "the event cannot be stored right now; retry later")
             }
@@ -203,7 +211,8 @@ struct IngressTests {
     @Test func verifiedBodyThatIsNotAnEnvelopeIsAcceptedAndDeadLettered() async throws {
         let fixture = try GatewayFixture()
         let body = "this is signed but it is not JSON"
-        let signature = TikTokSigner.tiktokSignature(secret: Secret(GatewayFixture.secret), timestamp: 1_615_338_610, body: Array(body.utf8))
+        let signature = TikTokSigner.tiktokSignature(
+            secret: Secret(GatewayFixture.secret), timestamp: 1_615_338_610, body: Array(body.utf8))
         try await fixture.makeApplication().test(.router) { client in
             let reply = try await post(client, "/webhooks/tiktok", body: body, headers: [.init("TikTok-Signature")!: signature])
             #expect(reply.status == .ok)

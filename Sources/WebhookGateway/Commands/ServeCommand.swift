@@ -1,6 +1,6 @@
-public import ArgumentParser
+import ArgumentParser
 import Foundation
-public import Logging
+import Logging
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,7 +12,13 @@ struct ServeCommand: AsyncParsableCommand {
     var config: String
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: Logger.Level = .info
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+    }
 
     func run() async throws {
         let configuration: GatewayConfiguration
@@ -22,7 +28,7 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("invalid configuration: \(error)")
         }
         var logger = Logger(label: "webhook-gateway")
-        logger.logLevel = logLevel
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         if let addresses = ProcessInfo.processInfo.environment["WEBHOOK_GATEWAY_PORTS_FILE"] {
             // For tests and supervisors that start the gateway on port 0.
             try await Gateway(configuration: configuration, logger: logger).run { ports in
@@ -33,5 +39,3 @@ struct ServeCommand: AsyncParsableCommand {
         }
     }
 }
-
-extension Logger.Level: @retroactive ExpressibleByArgument {}

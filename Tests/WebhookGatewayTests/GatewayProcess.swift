@@ -1,0 +1,124 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Verification
+
+/// The built `webhook-gateway` binary, run as a child process on ports it picks itself.
+final class GatewayProcess: @unchecked Sendable {
+    static var binary: URL {
+        let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var directory = testBinary.deletingLastPathComponent()
+        // Swift Testing may run from inside `<product>.xctest`; walk up to the build folder.
+        while directory.path != "/" {
+            let candidate = directory.appendingPathComponent("webhook-gateway")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            directory = directory.deletingLastPathComponent()
+        }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/webhook-gateway")
+    }
+
+    let process = Process()
+    let ingressPort: Int
+    let adminPort: Int
+
+    /// Starts the binary with `config` and waits (up to 60 s) until both listeners are bound.
+    init(config: String, directory: URL, name: String) throws {
+        let portsFile = directory.appendingPathComponent("\(name).ports")
+        try? FileManager.default.removeItem(at: portsFile)
+        process.executableURL = Self.binary
+        process.arguments = ["serve", "--config", config]
+        var environment = ProcessInfo.processInfo.environment
+        environment["WEBHOOK_GATEWAY_PORTS_FILE"] = portsFile.path
+        process.environment = environment
+        let log = directory.appendingPathComponent("\(name).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+
+        let deadline = Date().addingTimeInterval(60)
+        var ports: [Int] = []
+        while ports.count != 2 {
+            guard Date() < deadline, process.isRunning else {
+                throw CocoaError(.fileReadUnknown, userInfo: ["log": (try? String(contentsOf: log, encoding: .utf8)) ?? ""])
+            }
+            if let text = try? String(contentsOf: portsFile, encoding: .utf8) {
+                ports = text.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+            }
+            if ports.count != 2 { usleep(20_000) }
+        }
+        ingressPort = ports[0]
+        adminPort = ports[1]
+    }
+
+    func kill(_ signal: Int32) {
+        Foundation.kill(process.processIdentifier, signal)
+    }
+
+    /// Waits for the process to exit, up to `timeout`; returns its status, or nil if it is still running.
+    func waitForExit(timeout: TimeInterval) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    /// Writes a configuration for one tiktok source and one consumer into `directory`.
+    static func writeConfig(in directory: URL, secret: String) throws -> String {
+        let config = """
+            {
+              "listen": { "host": "127.0.0.1", "port": 0 },
+              "admin": { "host": "127.0.0.1", "port": 0, "token": "crash-test-admin-token" },
+              "storage": { "path": "gateway.sqlite" },
+              "deadLetters": { "directory": "dead-letters" },
+              "sources": [ { "name": "tiktok", "path": "/webhooks/tiktok", "scheme": "tiktok", "secrets": ["\(secret)"] } ],
+              "consumers": [ { "name": "orders", "url": "http://127.0.0.1:9/", "signingSecret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" } ]
+            }
+            """
+        let path = directory.appendingPathComponent("config.json").path
+        try config.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// POSTs a signed TikTok event for `orderID`, signed now; returns status and JSON body.
+    static func send(orderID: String, secret: String, port: Int) async throws -> (status: Int, json: [String: String]) {
+        let body =
+            #"{"client_key":"k","event":"minis.trade_order.redeem.success","create_time":1,"user_openid":"","content":"{\"order_id\":\"\#(orderID)\"}"}"#
+        let signature = TikTokSigner.tiktokSignature(
+            secret: Secret(secret),
+            timestamp: Int64(Date().timeIntervalSince1970),
+            body: Array(body.utf8)
+        )
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/webhooks/tiktok")
+        request.method = .POST
+        request.headers.add(name: "TikTok-Signature", value: signature)
+        request.body = .bytes(ByteBuffer(string: body))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
+        let bytes = try await response.body.collect(upTo: 1 << 16)
+        let json = (try? JSONDecoder().decode([String: String].self, from: Data(bytes.readableBytesView))) ?? [:]
+        return (Int(response.status.code), json)
+    }
+}
+
+/// A value behind a lock, shareable between test tasks.
+final class Locked<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+
+    init(_ value: Value) {
+        self.value = value
+    }
+
+    func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
+        try lock.withLock { try body(&value) }
+    }
+}
