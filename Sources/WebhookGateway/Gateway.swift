@@ -48,7 +48,8 @@ struct Gateway {
             store: store,
             writer: DeadLetterWriter(directory: configuration.deadLetterDirectory),
             logger: logger,
-            now: now
+            now: now,
+            onDeadLettered: { metrics.deadLettered(consumer: GatewayConfiguration.unparsedConsumer, count: $0) }
         )
         let ingestor = Ingestor(
             store: store,

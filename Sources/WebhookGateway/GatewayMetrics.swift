@@ -3,7 +3,9 @@ import Metrics
 /// The gateway's metrics, with handles created once and cached.
 ///
 /// Names as in SPEC.md: `webhook_gateway_requests_total{source,outcome}`,
-/// `webhook_gateway_queue_depth{consumer}` (more follow with delivery).
+/// `webhook_gateway_queue_depth{consumer}`, `webhook_gateway_dead_letters_total{consumer}` and
+/// `webhook_gateway_deliveries_total{consumer,outcome}` (outcome `delivered`, `retried`,
+/// `dead_lettered`).
 struct GatewayMetrics: Sendable {
     enum RequestOutcome: String, CaseIterable, Sendable {
         case accepted
@@ -15,6 +17,14 @@ struct GatewayMetrics: Sendable {
 
     private let requests: [String: [RequestOutcome: Counter]]
     private let queueDepths: [String: Gauge]
+    private let deadLetters: [String: Counter]
+    private let deliveries: [String: [DeliveryOutcome: Counter]]
+
+    enum DeliveryOutcome: String, CaseIterable, Sendable {
+        case delivered
+        case retried
+        case deadLettered = "dead_lettered"
+    }
 
     init(sources: [String], consumers: [String], factory: any MetricsFactory) {
         var requests: [String: [RequestOutcome: Counter]] = [:]
@@ -33,6 +43,26 @@ struct GatewayMetrics: Sendable {
             depths[consumer] = Gauge(label: "webhook_gateway_queue_depth", dimensions: [("consumer", consumer)], factory: factory)
         }
         self.queueDepths = depths
+        var deadLetters: [String: Counter] = [:]
+        var deliveries: [String: [DeliveryOutcome: Counter]] = [:]
+        for consumer in consumers {
+            deadLetters[consumer] = Counter(label: "webhook_gateway_dead_letters_total", dimensions: [("consumer", consumer)], factory: factory)
+            for outcome in DeliveryOutcome.allCases {
+                deliveries[consumer, default: [:]][outcome] = Counter(
+                    label: "webhook_gateway_deliveries_total",
+                    dimensions: [("consumer", consumer), ("outcome", outcome.rawValue)],
+                    factory: factory
+                )
+            }
+        }
+        self.deadLetters = deadLetters
+        self.deliveries = deliveries
+    }
+
+    /// `count` deliveries of `consumer` became dead letters.
+    func deadLettered(consumer: String, count: Int) {
+        deadLetters[consumer]?.increment(by: count)
+        deliveries[consumer]?[.deadLettered]?.increment(by: count)
     }
 
     func request(source: String, outcome: RequestOutcome) {

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// Appends dead letters to `<directory>/<consumer>.jsonl`, one JSON object per line, and fsyncs
 /// the file before returning.

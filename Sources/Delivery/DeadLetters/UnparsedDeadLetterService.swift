@@ -15,6 +15,7 @@ public struct UnparsedDeadLetterService: Service {
     let writer: DeadLetterWriter
     let logger: Logger
     let now: @Sendable () -> Date
+    let onDeadLettered: @Sendable (Int) -> Void
     private let signal: AsyncStream<Void>
     private let signalContinuation: AsyncStream<Void>.Continuation
 
@@ -22,8 +23,10 @@ public struct UnparsedDeadLetterService: Service {
         store: any EventStore & DeliveryQueue,
         writer: DeadLetterWriter,
         logger: Logger,
-        now: @escaping @Sendable () -> Date = { Date() }
+        now: @escaping @Sendable () -> Date = { Date() },
+        onDeadLettered: @escaping @Sendable (_ count: Int) -> Void = { _ in }
     ) {
+        self.onDeadLettered = onDeadLettered
         self.store = store
         self.writer = writer
         self.logger = logger
@@ -72,6 +75,7 @@ public struct UnparsedDeadLetterService: Service {
                 }
                 try writer.append(deadLetters, consumer: Self.consumer)
                 try await store.markDeadLettered(deliveryIDs: pending.map(\.id))
+                onDeadLettered(deadLetters.count)
                 logger.warning("unparsed events dead-lettered", metadata: ["count": "\(deadLetters.count)"])
             }
         } catch {

@@ -21,8 +21,9 @@ final class HeaderLimitHandler: ChannelInboundHandler, RemovableChannelHandler {
             headerFields: [.connection: "close", .contentLength: "0"]
         )
         context.write(wrapOutboundOut(.head(head)), promise: nil)
+        let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-            context.close(promise: nil)
+            boundContext.value.close(promise: nil)
         }
     }
 }

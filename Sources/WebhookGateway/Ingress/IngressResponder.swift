@@ -36,6 +36,9 @@ struct IngressResponder: HTTPResponder {
 
         var logger = context.logger
         logger[metadataKey: "source"] = "\(source.name)"
+        if logger.logLevel <= .debug {
+            logger.debug("request received", metadata: ["headers": "\(RedactedHeaders.describe(request.headers))"])
+        }
         guard let body = try await collectBody(request) else {
             metrics.request(source: source.name, outcome: .tooLarge)
             logger.notice("body too large", metadata: ["limit": "\(maxBodyBytes)"])

@@ -1,0 +1,49 @@
+import Foundation
+import Testing
+
+/// The `check-config` command of the built binary: exit status and messages.
+struct CommandLineTests {
+    func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = GatewayProcess.binary
+        process.arguments = arguments
+        process.environment = environment
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test func checkConfigAcceptsTheExample() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let environment = [
+            "TIKTOK_CLIENT_SECRET": "s", "TIKTOK_SHOP_APP_KEY": "k", "TIKTOK_SHOP_APP_SECRET": "s",
+            "ORDERS_SIGNING_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "WEBHOOK_GATEWAY_ADMIN_TOKEN": "0123456789abcdef",
+        ]
+        let result = try run(["check-config", "--config", root.appendingPathComponent("config.example.json").path], environment: environment)
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.hasPrefix("configuration ok"))
+    }
+
+    @Test func checkConfigNamesTheBadField() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wg-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("bad.json").path
+        try """
+        {"admin": {"token": "0123456789abcdef-secret-token"}, "dedup": {"retention": "48h"},
+         "sources": [{"name": "t", "path": "/t", "scheme": "tiktok", "secrets": ["x"]}]}
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try run(["check-config", "--config", path])
+        #expect(result.status != 0)
+        #expect(result.output.contains("dedup.retention: must be at least 72h"))
+        #expect(!result.output.contains("0123456789abcdef-secret-token"))
+
+        let missing = try run(["check-config", "--config", directory.appendingPathComponent("missing.json").path])
+        #expect(missing.status != 0)
+        #expect(missing.output.contains("cannot read configuration file"))
+    }
+}
