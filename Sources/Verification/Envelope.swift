@@ -33,40 +33,39 @@ public struct Envelope: Sendable, Hashable {
 
     /// Parses the envelope of a verified body received on the source named `source`.
     public static func parse(body: some DataProtocol, source: String, verified: VerifiedRequest) -> ParsedBody {
-        let data = Data(body)
-        let decoder = JSONDecoder()
+        let bytes = Array(body)
         switch verified.scheme {
         case .tiktok:
-            guard let envelope = try? decoder.decode(TikTokEnvelope.self, from: data), !envelope.event.isEmpty else {
-                return .notAnEnvelope(NotAnEnvelope(dedupKey: .bodyHash(source: source, body: data), reason: "not a TikTok event envelope"))
+            guard let fields = try? TikTokFields(bytes), let event = fields.event, !event.isEmpty else {
+                return .notAnEnvelope(
+                    NotAnEnvelope(dedupKey: .bodyHash(source: source, body: bytes), reason: "not a TikTok event envelope"))
             }
-            let content = envelope.content.flatMap { try? decoder.decode(TikTokContent.self, from: Data($0.utf8)) }
+            let content = fields.content.flatMap { try? ContentFields(Array($0.utf8)) }
             let orderID = content?.orderID
             let key: DedupKey =
-                if let orderID { .order(source: source, event: envelope.event, orderID: orderID) } else {
-                    .bodyHash(source: source, body: data)
-                }
+                if let orderID { .order(source: source, event: event, orderID: orderID) } else { .bodyHash(source: source, body: bytes) }
             return .envelope(
                 Envelope(
-                    eventType: envelope.event, dedupKey: key, orderID: orderID,
+                    eventType: event, dedupKey: key, orderID: orderID,
                     tradeOrderID: content?.tradeOrderID, isSandbox: content?.isSandbox,
                     notificationID: nil, shopID: nil
                 )
             )
         default:
-            guard let envelope = try? decoder.decode(ShopEnvelope.self, from: data) else {
+            guard let fields = try? ShopFields(bytes), let type = fields.type else {
                 return .notAnEnvelope(
-                    NotAnEnvelope(dedupKey: .bodyHash(source: source, body: data), reason: "not a TikTok Shop notification envelope"))
+                    NotAnEnvelope(dedupKey: .bodyHash(source: source, body: bytes), reason: "not a TikTok Shop notification envelope")
+                )
             }
             let key: DedupKey =
-                if let id = envelope.notificationID { .notification(source: source, notificationID: id) } else {
-                    .bodyHash(source: source, body: data)
+                if let id = fields.notificationID { .notification(source: source, notificationID: id) } else {
+                    .bodyHash(source: source, body: bytes)
                 }
             return .envelope(
                 Envelope(
-                    eventType: String(envelope.type), dedupKey: key, orderID: envelope.orderID,
+                    eventType: String(type), dedupKey: key, orderID: fields.orderID,
                     tradeOrderID: nil, isSandbox: nil,
-                    notificationID: envelope.notificationID, shopID: envelope.shopID
+                    notificationID: fields.notificationID, shopID: fields.shopID
                 )
             )
         }
@@ -95,77 +94,103 @@ public struct NotAnEnvelope: Sendable, Hashable {
     public let reason: String
 }
 
-// MARK: - JSON shapes
+// MARK: - Envelope fields
 
-/// A JSON string or integer, as text. TikTok sends ids as strings; integers are accepted too.
-private struct FlexibleID: Decodable {
-    let text: String
-
-    init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if let text = try? container.decode(String.self) {
-            self.text = text
-        } else if let number = try? container.decode(Int64.self) {
-            self.text = String(number)
-        } else {
-            self.text = String(try container.decode(UInt64.self))
-        }
+/// An id may be a JSON string or integer; as text. Anything else, or empty, counts as absent.
+private func identifier(_ scalar: JSONScanner.Scalar) -> String? {
+    switch scalar {
+    case .string(let text), .integer(let text): text.isEmpty ? nil : text
+    default: nil
     }
 }
 
-private struct TikTokEnvelope: Decodable {
-    let event: String
-    let content: String?
+/// The top level of a TikTok event: `event` must be a string and `content`, if present, a string
+/// (or null); otherwise the body is not an envelope.
+private struct TikTokFields {
+    var event: String?
+    var content: String?
+
+    init(_ bytes: [UInt8]) throws(JSONScanner.Invalid) {
+        var scanner = try JSONScanner(bytes)
+        var event: String?
+        var content: String?
+        try scanner.readDocument { key, scanner throws(JSONScanner.Invalid) in
+            switch key {
+            case "event":
+                guard case .string(let text) = try scanner.readScalar() else { throw JSONScanner.Invalid() }
+                event = text
+            case "content":
+                switch try scanner.readScalar() {
+                case .string(let text): content = text
+                case .null: content = nil
+                default: throw JSONScanner.Invalid()
+                }
+            default:
+                try scanner.skipValue()
+            }
+        }
+        self.event = event
+        self.content = content
+    }
 }
 
 /// The `content` string of a TikTok event, read field by field: a field of an unexpected type is
 /// treated as absent rather than failing the whole event.
-private struct TikTokContent: Decodable {
-    let orderID: String?
-    let tradeOrderID: String?
-    let isSandbox: Bool?
+private struct ContentFields {
+    var orderID: String?
+    var tradeOrderID: String?
+    var isSandbox: Bool?
 
-    enum CodingKeys: String, CodingKey {
-        case orderID = "order_id"
-        case tradeOrderID = "trade_order_id"
-        case isSandbox = "is_sandbox"
-    }
-
-    init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        orderID = (try? container.decodeIfPresent(FlexibleID.self, forKey: .orderID))??.text.nonEmpty
-        tradeOrderID = (try? container.decodeIfPresent(FlexibleID.self, forKey: .tradeOrderID))??.text.nonEmpty
-        isSandbox = (try? container.decodeIfPresent(Bool.self, forKey: .isSandbox)) ?? nil
-    }
-}
-
-private struct ShopEnvelope: Decodable {
-    let type: Int64
-    let notificationID: String?
-    let shopID: String?
-    let orderID: String?
-
-    enum CodingKeys: String, CodingKey {
-        case type
-        case notificationID = "tts_notification_id"
-        case shopID = "shop_id"
-        case data
-    }
-
-    enum DataKeys: String, CodingKey {
-        case orderID = "order_id"
-    }
-
-    init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        type = try container.decode(Int64.self, forKey: .type)
-        notificationID = (try? container.decodeIfPresent(FlexibleID.self, forKey: .notificationID))??.text.nonEmpty
-        shopID = (try? container.decodeIfPresent(FlexibleID.self, forKey: .shopID))??.text.nonEmpty
-        let data = try? container.nestedContainer(keyedBy: DataKeys.self, forKey: .data)
-        orderID = (try? data?.decodeIfPresent(FlexibleID.self, forKey: .orderID))??.text.nonEmpty
+    init(_ bytes: [UInt8]) throws(JSONScanner.Invalid) {
+        var scanner = try JSONScanner(bytes)
+        var fields = (orderID: String?.none, tradeOrderID: String?.none, isSandbox: Bool?.none)
+        try scanner.readDocument { key, scanner throws(JSONScanner.Invalid) in
+            switch key {
+            case "order_id": fields.orderID = identifier(try scanner.readScalar())
+            case "trade_order_id": fields.tradeOrderID = identifier(try scanner.readScalar())
+            case "is_sandbox":
+                if case .bool(let value) = try scanner.readScalar() { fields.isSandbox = value } else { fields.isSandbox = nil }
+            default: try scanner.skipValue()
+            }
+        }
+        (orderID, tradeOrderID, isSandbox) = fields
     }
 }
 
-extension String {
-    fileprivate var nonEmpty: String? { isEmpty ? nil : self }
+/// The top level of a TikTok Shop notification: `type` must be an integer.
+private struct ShopFields {
+    var type: Int64?
+    var notificationID: String?
+    var shopID: String?
+    var orderID: String?
+
+    init(_ bytes: [UInt8]) throws(JSONScanner.Invalid) {
+        var scanner = try JSONScanner(bytes)
+        var fields = (type: Int64?.none, notificationID: String?.none, shopID: String?.none, orderID: String?.none)
+        try scanner.readDocument { key, scanner throws(JSONScanner.Invalid) in
+            switch key {
+            case "type":
+                guard case .integer(let text) = try scanner.readScalar(), let type = Int64(text) else { throw JSONScanner.Invalid() }
+                fields.type = type
+            case "tts_notification_id": fields.notificationID = identifier(try scanner.readScalar())
+            case "shop_id": fields.shopID = identifier(try scanner.readScalar())
+            case "data":
+                var probe = scanner
+                do {
+                    var orderID: String?
+                    try probe.readObject { key, scanner throws(JSONScanner.Invalid) in
+                        if key == "order_id" { orderID = identifier(try scanner.readScalar()) } else { try scanner.skipValue() }
+                    }
+                    fields.orderID = orderID
+                    scanner = probe
+                } catch {
+                    // `data` that is not an object carries no order id.
+                    try scanner.skipValue()
+                }
+            default:
+                try scanner.skipValue()
+            }
+        }
+        (type, notificationID, shopID, orderID) = fields
+    }
 }

@@ -46,7 +46,8 @@ struct GatewayMetrics: Sendable {
         var deadLetters: [String: Counter] = [:]
         var deliveries: [String: [DeliveryOutcome: Counter]] = [:]
         for consumer in consumers {
-            deadLetters[consumer] = Counter(label: "webhook_gateway_dead_letters_total", dimensions: [("consumer", consumer)], factory: factory)
+            deadLetters[consumer] = Counter(
+                label: "webhook_gateway_dead_letters_total", dimensions: [("consumer", consumer)], factory: factory)
             for outcome in DeliveryOutcome.allCases {
                 deliveries[consumer, default: [:]][outcome] = Counter(
                     label: "webhook_gateway_deliveries_total",

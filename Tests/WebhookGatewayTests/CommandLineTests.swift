@@ -23,7 +23,8 @@ struct CommandLineTests {
             "TIKTOK_CLIENT_SECRET": "s", "TIKTOK_SHOP_APP_KEY": "k", "TIKTOK_SHOP_APP_SECRET": "s",
             "ORDERS_SIGNING_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "WEBHOOK_GATEWAY_ADMIN_TOKEN": "0123456789abcdef",
         ]
-        let result = try run(["check-config", "--config", root.appendingPathComponent("config.example.json").path], environment: environment)
+        let result = try run(
+            ["check-config", "--config", root.appendingPathComponent("config.example.json").path], environment: environment)
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.hasPrefix("configuration ok"))
     }

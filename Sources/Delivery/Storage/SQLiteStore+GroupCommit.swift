@@ -161,14 +161,19 @@ extension SQLiteStore {
         return .accepted(eventID: event.id)
     }
 
-    /// The headers as a JSON object; a repeated header's values are joined with ", ".
+    /// The headers as a JSON object in arrival order; a repeated header's values are joined with ", ".
     static func headersJSON(_ headers: [(String, String)]) -> String {
+        var names: [String] = []
         var merged: [String: String] = [:]
+        names.reserveCapacity(headers.count)
         for (name, value) in headers {
-            merged[name] = merged[name].map { $0 + ", " + value } ?? value
+            if let existing = merged[name] {
+                merged[name] = existing + ", " + value
+            } else {
+                names.append(name)
+                merged[name] = value
+            }
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: (try? encoder.encode(merged)) ?? Data("{}".utf8), as: UTF8.self)
+        return JSONText.object(names.lazy.map { ($0, merged[$0] ?? "") })
     }
 }

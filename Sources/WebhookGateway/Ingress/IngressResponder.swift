@@ -1,3 +1,4 @@
+import Delivery
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -34,14 +35,17 @@ struct IngressResponder: HTTPResponder {
             return .json(.methodNotAllowed, ["error": "only POST is accepted here"], allow: "POST")
         }
 
-        var logger = context.logger
-        logger[metadataKey: "source"] = "\(source.name)"
+        // Metadata goes on each log call: setting it on the logger costs a re-render per request.
+        let logger = context.logger
         if logger.logLevel <= .debug {
-            logger.debug("request received", metadata: ["headers": "\(RedactedHeaders.describe(request.headers))"])
+            logger.debug(
+                "request received",
+                metadata: ["source": "\(source.name)", "headers": "\(RedactedHeaders.describe(request.headers))"]
+            )
         }
         guard let body = try await collectBody(request) else {
             metrics.request(source: source.name, outcome: .tooLarge)
-            logger.notice("body too large", metadata: ["limit": "\(maxBodyBytes)"])
+            logger.notice("body too large", metadata: ["source": "\(source.name)", "limit": "\(maxBodyBytes)"])
             return .json(.contentTooLarge, ["error": "body larger than \(maxBodyBytes) bytes"])
         }
         let headers = request.headers.map { ($0.name.canonicalName, $0.value) }
@@ -75,30 +79,10 @@ struct IngressResponder: HTTPResponder {
 extension Response {
     /// A JSON response with a flat string-to-string body.
     static func json(_ status: HTTPResponse.Status, _ fields: KeyValuePairs<String, String>, allow: String? = nil) -> Response {
-        var text = "{"
-        for (index, (key, value)) in fields.enumerated() {
-            if index > 0 { text += "," }
-            text += jsonString(key) + ":" + jsonString(value)
-        }
-        text += "}"
+        let text = JSONText.object(fields.lazy.map { ($0.key, $0.value) })
         var headers: HTTPFields = [.contentType: "application/json"]
         if let allow { headers[.allow] = allow }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
-    static func jsonString(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
 }
