@@ -130,32 +130,24 @@ struct JSONScanner {
             guard byte >= 0x20 else { throw Invalid() }
             index += 1
         }
-        var scalars = String.UnicodeScalarView()
-        scalars.append(contentsOf: String(decoding: bytes[start..<index], as: UTF8.self).unicodeScalars)
-        var pending: [UInt8] = []
+        // Slow path: unescape into UTF-8 bytes.
+        var buffer = Array(bytes[start..<index])
+        buffer.reserveCapacity(buffer.count + 64)
         while index < bytes.count {
             let byte = bytes[index]
             index += 1
             switch byte {
             case UInt8(ascii: "\""):
-                flush(&pending, into: &scalars)
-                return String(scalars)
+                return String(decoding: buffer, as: UTF8.self)
             case UInt8(ascii: "\\"):
-                flush(&pending, into: &scalars)
-                try scalars.append(readEscape())
+                UTF8.encode(try readEscape()) { buffer.append($0) }
             case ..<0x20:
                 throw Invalid()
             default:
-                pending.append(byte)
+                buffer.append(byte)
             }
         }
         throw Invalid()
-    }
-
-    private func flush(_ pending: inout [UInt8], into scalars: inout String.UnicodeScalarView) {
-        guard !pending.isEmpty else { return }
-        scalars.append(contentsOf: String(decoding: pending, as: UTF8.self).unicodeScalars)
-        pending.removeAll(keepingCapacity: true)
     }
 
     private mutating func readEscape() throws(Invalid) -> Unicode.Scalar {
