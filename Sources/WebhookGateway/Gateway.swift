@@ -103,20 +103,22 @@ struct Gateway {
         // Services shut down in reverse order: first the drain flag flips, then the ingress
         // listener stops accepting and finishes its requests (and so their commits), then the
         // admin listener, then the background work.
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [
-                    .init(service: DedupPruneService(store: store, logger: logger, now: now)),
-                    .init(service: unparsed),
-                    .init(service: admin),
-                    .init(service: ingress),
-                    .init(service: DrainSignal(state: state, logger: logger)),
-                ],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                cancellationSignals: [],
-                logger: logger
-            )
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: [
+                .init(service: DedupPruneService(store: store, logger: logger, now: now)),
+                .init(service: unparsed),
+                .init(service: admin),
+                .init(service: ingress),
+                .init(service: DrainSignal(state: state, logger: logger)),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            cancellationSignals: [],
+            logger: logger
         )
+        // SPEC: exit within 10 seconds of SIGTERM. Whatever has not drained by then is cancelled
+        // (a request cancelled before its commit was never acknowledged, so nothing is lost).
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(8)
+        let group = ServiceGroup(configuration: groupConfiguration)
         logger.info(
             "gateway starting",
             metadata: [
