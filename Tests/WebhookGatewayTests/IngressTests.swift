@@ -127,6 +127,9 @@ struct IngressTests {
                 client, "/webhooks/tiktok", body: big, headers: [.init("TikTok-Signature")!: Self.tiktokSignature])
             #expect(declared.status == .contentTooLarge)
             #expect(declared.json["error"] == "body larger than 1000 bytes")
+            #expect(declared.headers[.connection] == "close")
+        }
+        try await fixture.makeApplication().test(.router) { client in
             // Exactly at the limit is fine (and then fails verification, as it is not signed).
             let atLimit = try await post(client, "/webhooks/tiktok", body: String(repeating: "x", count: 1_000), headers: [:])
             #expect(atLimit.status == .unauthorized)
@@ -244,6 +247,47 @@ extension Array where Element: Sendable {
         AsyncStream { continuation in
             for element in self { continuation.yield(element) }
             continuation.finish()
+        }
+    }
+}
+
+/// A real 1 GB upload, with curl, against the live server: cut at the limit, never read to the end.
+struct LargeUploadTests {
+    func curl(_ arguments: String) throws -> (status: String, uploaded: Double, seconds: Double) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", arguments + " -s -o /dev/null -w '%{http_code} %{size_upload} %{time_total}'"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let parts = output.split(separator: " ")
+        return (String(parts.first ?? ""), Double(parts.dropFirst().first ?? "") ?? -1, Double(parts.last ?? "") ?? -1)
+    }
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/curl"), "needs curl"))
+    func oneGigabyteUploadIsCutAtTheLimit() async throws {
+        let fixture = try GatewayFixture(maxBodyBytes: 1_048_576)
+        let sparse = fixture.directory.appendingPathComponent("1g.bin").path
+        #expect(FileManager.default.createFile(atPath: sparse, contents: nil))
+        let handle = try #require(FileHandle(forWritingAtPath: sparse))
+        try handle.truncate(atOffset: 1 << 30)
+        try handle.close()
+        try await fixture.makeApplication().test(.live) { client in
+            let url = "http://127.0.0.1:\(client.port!)/webhooks/tiktok"
+            let signature = "-H 'TikTok-Signature: \(IngressTests.tiktokSignature)'"
+
+            // Declared Content-Length: refused before reading.
+            let declared = try curl("curl -X POST \(signature) -T \(sparse) \(url)")
+            #expect(declared.status == "413")
+            #expect(declared.uploaded < 64 * 1_048_576)
+
+            // Chunked, no length: cut while streaming, and the connection closed, so the client
+            // stops long before 1 GB.
+            let streamed = try curl("head -c 1073741824 /dev/zero | curl -X POST \(signature) -T - \(url)")
+            #expect(streamed.status == "413", "\(streamed)")
+            #expect(streamed.uploaded < 64 * 1_048_576, "\(streamed)")
         }
     }
 }

@@ -10,8 +10,8 @@ import Verification
 /// for everything else, as SPEC.md's Ingress table says.
 ///
 /// The body is read chunk by chunk and cut off as soon as it passes `maxBodyBytes` (a declared
-/// `Content-Length` over the limit is refused before reading anything), so an oversized upload is
-/// never buffered.
+/// `Content-Length` over the limit is refused before reading anything); the 413 closes the
+/// connection, so an oversized upload is neither buffered nor read to its end.
 struct IngressResponder: HTTPResponder {
     typealias Context = BasicRequestContext
 
@@ -46,7 +46,10 @@ struct IngressResponder: HTTPResponder {
         guard let body = try await collectBody(request) else {
             metrics.request(source: source.name, outcome: .tooLarge)
             logger.notice("body too large", metadata: ["source": "\(source.name)", "limit": "\(maxBodyBytes)"])
-            return .json(.contentTooLarge, ["error": "body larger than \(maxBodyBytes) bytes"])
+            // Closing the connection stops the upload; the rest of the body is never read.
+            var response = Response.json(.contentTooLarge, ["error": "body larger than \(maxBodyBytes) bytes"])
+            response.headers[.connection] = "close"
+            return response
         }
         let headers = request.headers.map { ($0.name.canonicalName, $0.value) }
         switch await ingestor.ingest(source: source, headers: headers, body: body, logger: logger) {

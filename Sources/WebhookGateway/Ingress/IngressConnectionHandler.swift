@@ -1,0 +1,64 @@
+import HTTPTypes
+import HummingbirdCore
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+
+/// Connection rules of the ingress port that the HTTP server does not have by itself:
+///
+/// - Headers larger than the HTTP decoder allows get 431 and the connection is closed, instead of
+///   the generic 400.
+/// - A response that says `Connection: close` (the 413 for an oversized body does) closes the
+///   connection once written. Otherwise the server would read, and throw away, the rest of an
+///   oversized upload, however large, before the connection could be used again.
+final class IngressConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private var closeAfterResponse = false
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .head(let head):
+            if head.headerFields[.connection]?.lowercased() == "close" { closeAfterResponse = true }
+            context.write(data, promise: promise)
+        case .body:
+            context.write(data, promise: promise)
+        case .end:
+            guard closeAfterResponse else {
+                context.write(data, promise: promise)
+                return
+            }
+            let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(data).whenComplete { result in
+                promise?.completeWith(result)
+                boundContext.value.close(promise: nil)
+            }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parserError = error as? HTTPParserError, parserError == .headerOverflow else {
+            context.fireErrorCaught(error)
+            return
+        }
+        let head = HTTPResponse(
+            status: .requestHeaderFieldsTooLarge,
+            headerFields: [.connection: "close", .contentLength: "0"]
+        )
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+            boundContext.value.close(promise: nil)
+        }
+    }
+}
+
+extension HTTPServerBuilder {
+    /// HTTP/1.1 with the ingress port's own connection rules.
+    static var ingress: HTTPServerBuilder {
+        .http1(configuration: .init(additionalChannelHandlers: [IngressConnectionHandler()]))
+    }
+}
