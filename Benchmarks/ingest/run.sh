@@ -118,7 +118,10 @@ for line in "${RESULTS[@]}"; do
     name=${line%% *}
     get() { echo "$line" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k {print $2}'; }
     echo "| $name | $(get rps) | $(get p50_ms) | $(get p99_ms) | $(get non200) | $(get errors) |"
-    if [ "$(get wrapped)" != "0" ]; then echo "  (warning: $name ran out of unique requests and repeated them)"; fi
+    # Only the gateway de-duplicates, so only its numbers change when requests repeat.
+    if [ "$name" = gateway ] && [ "$(get wrapped)" != "0" ]; then
+        echo "  (warning: the gateway ran out of unique requests and repeated them: raise COUNT)"
+    fi
 done
 echo
 echo "gateway: peak RSS $((GATEWAY_RSS_KB / 1024)) MB; events stored: $STORED"
