@@ -128,19 +128,24 @@ extension SQLiteStore {
     /// Claims the dedup key and writes the event and its deliveries, inside the batch transaction.
     private static func insert(_ event: IncomingEvent, db: Database, now: Int64, retention: Int64) throws -> AcceptOutcome {
         let key = event.dedupKey.rawValue
-        if let existing = try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT event_id, expires_at FROM dedup_keys WHERE key = ?"),
-            arguments: [key]
-        ) {
-            let expiresAt: Int64 = existing["expires_at"]
-            // An expired key that was not pruned yet counts as absent.
-            if expiresAt > now {
-                return .duplicate(firstEventID: existing["event_id"])
-            }
-        }
         let receivedAt = event.receivedAt.milliseconds
-        try db.cachedStatement(sql: "INSERT OR REPLACE INTO dedup_keys (key, event_id, expires_at) VALUES (?, ?, ?)")
-            .execute(arguments: [key, event.id, receivedAt + retention])
+        // One statement claims the key: a new key is inserted, an expired claim that was not pruned
+        // yet is taken over, a live claim is left alone (no row changes: a duplicate).
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO dedup_keys (key, event_id, expires_at) VALUES (?, ?, ?)
+                ON CONFLICT (key) DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at
+                WHERE dedup_keys.expires_at <= ?
+                """
+        ).execute(arguments: [key, event.id, receivedAt + retention, now])
+        guard db.changesCount > 0 else {
+            let firstID = try String.fetchOne(
+                db.cachedStatement(sql: "SELECT event_id FROM dedup_keys WHERE key = ?"),
+                arguments: [key]
+            )
+            guard let firstID else { throw StoreError.corrupt("dedup claim vanished inside its transaction") }
+            return .duplicate(firstEventID: firstID)
+        }
         try db.cachedStatement(
             sql: """
                 INSERT INTO events (id, source, event_type, dedup_key, order_id, received_at, headers, body)
