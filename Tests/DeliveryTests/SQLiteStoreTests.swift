@@ -118,6 +118,20 @@ struct SQLiteStoreTests {
         #expect(await store.checkWritable())
     }
 
+    @Test func pruneServiceRemovesEveryExpiredKeyInChunks() async throws {
+        let directory = try TemporaryDirectory()
+        let clock = ManualClock()
+        let store = try SQLiteStore(configuration: .init(path: directory.path("s.sqlite")), logger: logger, now: { clock.now })
+        for index in 0..<25 {
+            _ = try await store.accept(StoreConformance<SQLiteStore>.event(key: "k\(index)", at: clock.now))
+        }
+        let service = DedupPruneService(store: store, chunkSize: 10, logger: logger, now: { clock.now })
+        #expect(await service.pruneOnce() == 0)
+        clock.advance(by: 7 * 86_400)
+        #expect(await service.pruneOnce() == 25)
+        #expect(try await store.dedupEntry(for: DedupKey(rawValue: "k3")) == nil)
+    }
+
     @Test func groupCommitBatchesConcurrentRequests() async throws {
         let directory = try TemporaryDirectory()
         let clock = ManualClock()

@@ -48,6 +48,14 @@ final class GatewayFixture: @unchecked Sendable {
     var storePath: String { directory.appendingPathComponent("gateway.sqlite").path }
 
     func makeApplication() -> some ApplicationProtocol {
+        Application(
+            responder: makeResponder(),
+            server: .ingress,
+            configuration: .init(address: .hostname("127.0.0.1", port: 0))
+        )
+    }
+
+    func makeResponder() -> IngressResponder {
         let consumers = [
             GatewayConfiguration.Consumer(
                 name: "orders",
@@ -69,11 +77,7 @@ final class GatewayFixture: @unchecked Sendable {
             "/webhooks/shop": Ingestor.Source(
                 name: "shop", verifier: .tiktokShop(appKey: Secret(Self.appKey), secrets: [Secret(Self.appSecret)])),
         ]
-        return Application(
-            responder: IngressResponder(sources: sources, ingestor: ingestor, maxBodyBytes: maxBodyBytes, metrics: gatewayMetrics),
-            server: .ingress,
-            configuration: .init(address: .hostname("127.0.0.1", port: 0))
-        )
+        return IngressResponder(sources: sources, ingestor: ingestor, maxBodyBytes: maxBodyBytes, metrics: gatewayMetrics)
     }
 
     /// A signed `minis.trade_order.redeem.success` for `orderID`.
