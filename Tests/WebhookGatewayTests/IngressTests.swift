@@ -238,6 +238,14 @@ struct IngressTests {
         #expect(line["eventType"] is NSNull)
         #expect((line["headers"] as? [String: String])?["tiktok-signature"] == signature)
         #expect(!text.contains(GatewayFixture.secret))
+
+        // The writer reads its own lines back, with the exact body.
+        let (deadLetters, unreadable) = DeadLetterWriter(directory: fixture.directory.appendingPathComponent("dead-letters").path)
+            .read(consumer: "_unparsed")
+        #expect(unreadable == 0)
+        #expect(deadLetters.count == 1)
+        #expect(deadLetters.first?.bodyBytes == Data(body.utf8))
+        #expect(deadLetters.first?.eventType == nil)
     }
 }
 

@@ -44,9 +44,6 @@ extension SQLiteStore {
     /// How many group-commit transactions have committed since the store was opened.
     public var commitCount: Int { state.withLock { $0.commitCount } }
 
-    /// Whether the last write transaction succeeded; cheap, for metrics and logs.
-    public var lastWriteSucceeded: Bool { state.withLock { $0.lastWriteSucceeded } }
-
     private func submit(_ work: Work) async throws(StoreError) -> WorkResult {
         let result = await withCheckedContinuation { continuation in
             let startLoop = state.withLock { state in

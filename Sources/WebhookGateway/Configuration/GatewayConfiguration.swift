@@ -1,3 +1,4 @@
+import Delivery
 import Foundation
 import Verification
 
@@ -79,7 +80,7 @@ struct GatewayConfiguration: Sendable {
     /// TikTok retries for 72 hours; a shorter retention would let a late retry through as new.
     static let minimumDedupRetention: Duration = .seconds(72 * 3_600)
     /// The pseudo-consumer under which verified bodies that are not envelopes are dead-lettered.
-    static let unparsedConsumer = "_unparsed"
+    static let unparsedConsumer = UnparsedDeadLetterService.consumer
 }
 
 extension GatewayConfiguration {
