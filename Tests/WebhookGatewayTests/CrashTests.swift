@@ -58,6 +58,29 @@ struct CrashTests {
             #expect(reply.json == ["status": "duplicate", "id": id], "order \(orderID)")
         }
 
+        // The wiring of the running binary: readiness, metrics read from the store, and a signed
+        // body that is not an envelope reaching its dead-letter file through the ingest wake-up.
+        #expect(try await restarted.admin("/readyz").status == 200)
+        #expect(try await restarted.admin("/metrics").status == 401)
+        let metrics = try await restarted.admin("/metrics", token: "crash-test-admin-token")
+        #expect(metrics.status == 200)
+        let depthLine = metrics.text.split(separator: "\n").first { $0.hasPrefix(#"webhook_gateway_queue_depth{consumer="orders"} "#) }
+        let depth = depthLine.flatMap { Double($0.split(separator: " ").last ?? "") } ?? -1
+        #expect(depth >= Double(accepted.count), "\(depthLine ?? "no queue depth line")")
+        #expect(metrics.text.contains(#"webhook_gateway_requests_total{source="tiktok",outcome="duplicate"} \#(accepted.count)"#))
+
+        let garbage = "signed, but not an envelope \(UUID())"
+        let reply = try await GatewayProcess.send(body: garbage, secret: Self.secret, port: restarted.ingressPort)
+        #expect(reply.status == 200 && reply.json["status"] == "accepted")
+        let unparsedFile = directory.appendingPathComponent("dead-letters/_unparsed.jsonl").path
+        let deadline = Date().addingTimeInterval(10)
+        var written = false
+        while !written && Date() < deadline {
+            written = (try? String(contentsOfFile: unparsedFile, encoding: .utf8))?.contains(garbage) ?? false
+            if !written { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(written, "the unparsed body never reached _unparsed.jsonl")
+
         // SIGTERM drains and exits 0 well within 10 seconds.
         let start = Date()
         restarted.kill(SIGTERM)

@@ -93,6 +93,11 @@ final class GatewayProcess: @unchecked Sendable {
     static func send(orderID: String, secret: String, port: Int) async throws -> (status: Int, json: [String: String]) {
         let body =
             #"{"client_key":"k","event":"minis.trade_order.redeem.success","create_time":1,"user_openid":"","content":"{\"order_id\":\"\#(orderID)\"}"}"#
+        return try await send(body: body, secret: secret, port: port)
+    }
+
+    /// POSTs `body` to the tiktok source, signed now with `secret`.
+    static func send(body: String, secret: String, port: Int) async throws -> (status: Int, json: [String: String]) {
         let signature = TikTokSigner.tiktokSignature(
             secret: Secret(secret),
             timestamp: Int64(Date().timeIntervalSince1970),
@@ -106,6 +111,17 @@ final class GatewayProcess: @unchecked Sendable {
         let bytes = try await response.body.collect(upTo: 1 << 16)
         let json = (try? JSONDecoder().decode([String: String].self, from: Data(bytes.readableBytesView))) ?? [:]
         return (Int(response.status.code), json)
+    }
+}
+
+extension GatewayProcess {
+    /// GETs an admin route; returns status and body text.
+    func admin(_ path: String, token: String? = nil) async throws -> (status: Int, text: String) {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(adminPort)\(path)")
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
+        let bytes = try await response.body.collect(upTo: 1 << 20)
+        return (Int(response.status.code), String(buffer: bytes))
     }
 }
 

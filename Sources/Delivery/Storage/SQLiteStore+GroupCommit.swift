@@ -81,9 +81,7 @@ extension SQLiteStore {
 
     private func commit(_ batch: [Work]) -> [Result<WorkResult, StoreError>] {
         let nowMilliseconds = now().milliseconds
-        let retentionMilliseconds =
-            configuration.dedupRetention.components.seconds * 1_000
-            + configuration.dedupRetention.components.attoseconds / 1_000_000_000_000_000
+        let retentionMilliseconds = configuration.dedupRetention.milliseconds
         do {
             let database = try currentDatabase()
             let results: [WorkResult]

@@ -293,3 +293,10 @@ extension Date {
     /// Unix time in whole milliseconds.
     public var milliseconds: Int64 { Int64((timeIntervalSince1970 * 1_000).rounded(.down)) }
 }
+
+extension Duration {
+    /// The duration in whole milliseconds.
+    package var milliseconds: Int64 {
+        components.seconds * 1_000 + components.attoseconds / 1_000_000_000_000_000
+    }
+}

@@ -159,9 +159,4 @@ extension Duration {
         default: return nil
         }
     }
-
-    /// The duration in whole milliseconds.
-    var milliseconds: Int64 {
-        components.seconds * 1_000 + components.attoseconds / 1_000_000_000_000_000
-    }
 }

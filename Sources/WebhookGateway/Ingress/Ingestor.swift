@@ -46,34 +46,28 @@ struct Ingestor: Sendable {
         }
 
         let parsed = Envelope.parse(body: body, source: source.name, verified: verified)
-        let event: IncomingEvent
+        // What differs between an envelope and a body that is not one.
+        let (eventType, orderID, destinations): (String?, String?, [String])
         switch parsed {
         case .envelope(let envelope):
-            event = IncomingEvent(
-                id: EventID.make(milliseconds: receivedAt.milliseconds),
-                source: source.name,
-                eventType: envelope.eventType,
-                dedupKey: envelope.dedupKey,
-                orderID: envelope.orderID,
-                receivedAt: receivedAt,
-                headers: headers,
-                body: body,
-                consumers: consumers.filter { $0.matches(source: source.name, eventType: envelope.eventType) }.map(\.name)
-            )
-        case .notAnEnvelope(let unparsed):
+            eventType = envelope.eventType
+            orderID = envelope.orderID
+            destinations = consumers.filter { $0.matches(source: source.name, eventType: envelope.eventType) }.map(\.name)
+        case .notAnEnvelope:
             logger.warning("verified body is not an envelope; keeping it as a dead letter", metadata: ["source": "\(source.name)"])
-            event = IncomingEvent(
-                id: EventID.make(milliseconds: receivedAt.milliseconds),
-                source: source.name,
-                eventType: nil,
-                dedupKey: unparsed.dedupKey,
-                orderID: nil,
-                receivedAt: receivedAt,
-                headers: headers,
-                body: body,
-                consumers: [GatewayConfiguration.unparsedConsumer]
-            )
+            (eventType, orderID, destinations) = (nil, nil, [GatewayConfiguration.unparsedConsumer])
         }
+        let event = IncomingEvent(
+            id: EventID.make(milliseconds: receivedAt.milliseconds),
+            source: source.name,
+            eventType: eventType,
+            dedupKey: parsed.dedupKey,
+            orderID: orderID,
+            receivedAt: receivedAt,
+            headers: headers,
+            body: body,
+            consumers: destinations
+        )
 
         do {
             switch try await store.accept(event) {
