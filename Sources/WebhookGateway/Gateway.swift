@@ -44,19 +44,33 @@ struct Gateway {
         let metrics = GatewayMetrics(sources: configuration.sources.map(\.name), consumers: consumerNames, factory: factory)
         let state = GatewayState(store: store)
 
-        let unparsed = UnparsedDeadLetterService(
+        let deadLetterWriter = DeadLetterWriter(directory: configuration.deadLetterDirectory)
+        let deadLetters = DeadLetterService(
             store: store,
-            writer: DeadLetterWriter(directory: configuration.deadLetterDirectory),
+            writer: deadLetterWriter,
+            logger: logger,
+            onWritten: { metrics.deadLettered(consumer: $0, count: $1) }
+        )
+        let dispatcher = Dispatcher(
+            consumers: configuration.consumers.map(\.endpoint),
+            store: store,
+            observer: metrics,
             logger: logger,
             now: now,
-            onDeadLettered: { metrics.deadLettered(consumer: GatewayConfiguration.unparsedConsumer, count: $0) }
+            onDeadLetterDecided: { deadLetters.wake() }
         )
         let ingestor = Ingestor(
             store: store,
             consumers: configuration.consumers,
             metrics: metrics,
             now: now,
-            onUnparsedStored: { unparsed.wake() }
+            onStored: { event in
+                if event.deadLetterReason != nil {
+                    deadLetters.wake()
+                } else {
+                    dispatcher.wake(consumers: event.consumers)
+                }
+            }
         )
         var sources: [String: Ingestor.Source] = [:]
         for source in configuration.sources {
@@ -83,6 +97,13 @@ struct Gateway {
             router: AdminRouter.make(
                 token: configuration.admin.token,
                 state: state,
+                deadLetters: DeadLetterAdmin(
+                    writer: deadLetterWriter,
+                    store: store,
+                    consumers: configuration.consumers.map(\.name),
+                    now: now,
+                    onReplayed: { dispatcher.wake(consumers: [$0]) }
+                ),
                 registry: registry,
                 refreshGauges: {
                     for consumer in consumerNames {
@@ -102,11 +123,13 @@ struct Gateway {
 
         // Services shut down in reverse order: first the drain flag flips, then the ingress
         // listener stops accepting and finishes its requests (and so their commits), then the
-        // admin listener, then the background work.
+        // admin listener, then the dispatcher (it stops leasing and finishes what is in flight),
+        // then the dead-letter writer (it writes what the dispatcher decided last).
         var groupConfiguration = ServiceGroupConfiguration(
             services: [
                 .init(service: DedupPruneService(store: store, logger: logger, now: now)),
-                .init(service: unparsed),
+                .init(service: deadLetters),
+                .init(service: dispatcher),
                 .init(service: admin),
                 .init(service: ingress),
                 .init(service: DrainSignal(state: state, logger: logger)),

@@ -1,3 +1,4 @@
+import Delivery
 import Metrics
 
 /// The gateway's metrics, with handles created once and cached.
@@ -5,8 +6,10 @@ import Metrics
 /// Names as in SPEC.md: `webhook_gateway_requests_total{source,outcome}`,
 /// `webhook_gateway_queue_depth{consumer}`, `webhook_gateway_dead_letters_total{consumer}` and
 /// `webhook_gateway_deliveries_total{consumer,outcome}` (outcome `delivered`, `retried`,
-/// `dead_lettered`).
-struct GatewayMetrics: Sendable {
+/// `dead_lettered`). Besides those: `webhook_gateway_delivery_latency_seconds{consumer}`, a
+/// histogram from an event's receipt to its consumer's 2xx, and `webhook_gateway_consumer_paused{consumer}`
+/// (1 while the consumer is paused and probed).
+struct GatewayMetrics: DispatchObserver, Sendable {
     enum RequestOutcome: String, CaseIterable, Sendable {
         case accepted
         case duplicate
@@ -19,6 +22,8 @@ struct GatewayMetrics: Sendable {
     private let queueDepths: [String: Gauge]
     private let deadLetters: [String: Counter]
     private let deliveries: [String: [DeliveryOutcome: Counter]]
+    private let latencies: [String: Metrics.Timer]
+    private let pausedGauges: [String: Gauge]
 
     enum DeliveryOutcome: String, CaseIterable, Sendable {
         case delivered
@@ -58,6 +63,29 @@ struct GatewayMetrics: Sendable {
         }
         self.deadLetters = deadLetters
         self.deliveries = deliveries
+        var latencies: [String: Metrics.Timer] = [:]
+        var pausedGauges: [String: Gauge] = [:]
+        for consumer in consumers {
+            latencies[consumer] = Metrics.Timer(
+                label: "webhook_gateway_delivery_latency_seconds", dimensions: [("consumer", consumer)], factory: factory)
+            pausedGauges[consumer] = Gauge(
+                label: "webhook_gateway_consumer_paused", dimensions: [("consumer", consumer)], factory: factory)
+        }
+        self.latencies = latencies
+        self.pausedGauges = pausedGauges
+    }
+
+    func delivered(consumer: String, latency: Duration) {
+        deliveries[consumer]?[.delivered]?.increment()
+        latencies[consumer]?.recordNanoseconds(latency.milliseconds * 1_000_000)
+    }
+
+    func retried(consumer: String) {
+        deliveries[consumer]?[.retried]?.increment()
+    }
+
+    func pauseChanged(consumer: String, paused: Bool) {
+        pausedGauges[consumer]?.record(paused ? 1 : 0)
     }
 
     /// `count` deliveries of `consumer` became dead letters.

@@ -130,7 +130,8 @@ public struct DeadLetter: Sendable, Hashable, Codable {
         date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
     }
 
-    static func parseRFC3339(_ text: String) -> Date? {
+    /// Reads an RFC 3339 time, with or without fractional seconds.
+    public static func parseRFC3339(_ text: String) -> Date? {
         if let date = try? Date(text, strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true)) {
             return date
         }

@@ -16,6 +16,9 @@ public struct IncomingEvent: Sendable {
     public var body: Data
     /// One pending delivery is created per name.
     public var consumers: [String]
+    /// Set for an event that goes straight to the dead letters of its consumers (a verified body
+    /// that is not an envelope): the reason written in the dead-letter line.
+    public var deadLetterReason: String?
 
     public init(
         id: String,
@@ -26,7 +29,8 @@ public struct IncomingEvent: Sendable {
         receivedAt: Date,
         headers: [(String, String)],
         body: Data,
-        consumers: [String]
+        consumers: [String],
+        deadLetterReason: String? = nil
     ) {
         self.id = id
         self.source = source
@@ -37,6 +41,7 @@ public struct IncomingEvent: Sendable {
         self.headers = headers
         self.body = body
         self.consumers = consumers
+        self.deadLetterReason = deadLetterReason
     }
 }
 
@@ -93,6 +98,58 @@ public protocol DedupStore: Sendable {
     func pruneExpiredDedupKeys(now: Date, limit: Int) async throws(StoreError) -> Int
 }
 
+/// A delivery leased to this gateway for one attempt, with what the attempt needs.
+public struct ClaimedDelivery: Sendable, Hashable {
+    public var id: Int64
+    public var eventID: String
+    public var consumer: String
+    public var source: String
+    public var eventType: String?
+    public var dedupKey: String
+    public var receivedAt: Date
+    /// The exact bytes that were received.
+    public var body: Data
+    /// The attempts made before this one, oldest first.
+    public var attempts: [DeadLetter.Attempt]
+}
+
+/// How a claimed delivery ended; ``DeliveryQueue/finish(_:)`` records it and releases the lease.
+public enum DeliveryUpdate: Sendable, Hashable {
+    /// Delivered: the delivery leaves the queue.
+    case delivered(id: Int64)
+    /// Failed and will be tried again, not before `nextAttemptAt`.
+    case retry(id: Int64, attempts: [DeadLetter.Attempt], nextAttemptAt: Date)
+    /// Failed for good: the delivery becomes a dead letter. It stays in the queue, no longer
+    /// deliverable and no longer holding back its order, until its line is in the dead-letter file
+    /// (see ``DeliveryQueue/deadLettersToWrite(limit:)``).
+    case deadLetter(id: Int64, attempts: [DeadLetter.Attempt], reason: String, at: Date)
+
+    var id: Int64 {
+        switch self {
+        case .delivered(let id), .retry(let id, _, _), .deadLetter(let id, _, _, _): id
+        }
+    }
+}
+
+/// A delivery that was decided to be a dead letter, with its line, waiting to be written.
+public struct DeadLetterToWrite: Sendable, Hashable {
+    public var deliveryID: Int64
+    public var deadLetter: DeadLetter
+}
+
+/// What a replay did, by dead-letter id.
+public struct ReplayResult: Sendable, Hashable {
+    /// Re-queued (or, for a dry run, would be).
+    public var replayed: [String] = []
+    /// Replayed before and not forced.
+    public var skipped: [String] = []
+
+    public init(replayed: [String] = [], skipped: [String] = []) {
+        self.replayed = replayed
+        self.skipped = skipped
+    }
+}
+
 /// A delivery waiting for its consumer.
 public struct PendingDelivery: Sendable, Hashable {
     public var id: Int64
@@ -112,4 +169,38 @@ public protocol DeliveryQueue: Sendable {
     /// Takes the deliveries out of their queues as dead letters. Call only after their lines are
     /// durably in the dead-letter file.
     func markDeadLettered(deliveryIDs: [Int64]) async throws(StoreError)
+
+    /// Leases up to `limit` deliveries of `consumer` until `leaseUntil`, oldest first, among those
+    /// that are pending, not leased, due at `now` (any time, when `ignoringSchedule`), and not held
+    /// back by an earlier pending delivery of the same order to the same consumer.
+    func claim(
+        consumer: String,
+        limit: Int,
+        now: Date,
+        leaseUntil: Date,
+        ignoringSchedule: Bool
+    ) async throws(StoreError) -> [ClaimedDelivery]
+
+    /// Records how claimed deliveries ended, durably, and releases their leases.
+    func finish(_ updates: [DeliveryUpdate]) async throws(StoreError)
+
+    /// Releases every lease (at startup: leases held by a process that died are void, and their
+    /// deliveries are sent again).
+    func releaseAllLeases() async throws(StoreError) -> Int
+
+    /// Deliveries decided to be dead letters whose lines are not yet written, oldest first.
+    func deadLettersToWrite(limit: Int) async throws(StoreError) -> [DeadLetterToWrite]
+
+    /// Re-queues dead letters for `consumer` with their original event ids, in one durable
+    /// transaction. A dead letter replayed before is skipped unless `force`; `dryRun` only reports.
+    func replay(
+        _ deadLetters: [DeadLetter],
+        consumer: String,
+        force: Bool,
+        dryRun: Bool,
+        now: Date
+    ) async throws(StoreError) -> ReplayResult
+
+    /// When each of the dead letters of `consumer` that were replayed was last replayed, by id.
+    func replayTimes(consumer: String) async throws(StoreError) -> [String: Date]
 }

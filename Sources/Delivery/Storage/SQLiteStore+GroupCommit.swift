@@ -18,11 +18,15 @@ extension SQLiteStore {
         case accept(IncomingEvent)
         /// A write that touches only the health row, to prove the store is writable.
         case probe
+        case claim(ClaimRequest)
+        case finish([DeliveryUpdate])
     }
 
     enum WorkResult: Sendable {
         case accepted(AcceptOutcome)
         case probed
+        case claimed([ClaimedDelivery])
+        case finished
     }
 
     struct PendingWork: Sendable {
@@ -44,7 +48,7 @@ extension SQLiteStore {
     /// How many group-commit transactions have committed since the store was opened.
     public var commitCount: Int { state.withLock { $0.commitCount } }
 
-    private func submit(_ work: Work) async throws(StoreError) -> WorkResult {
+    func submit(_ work: Work) async throws(StoreError) -> WorkResult {
         let result = await withCheckedContinuation { continuation in
             let startLoop = state.withLock { state in
                 state.pending.append(PendingWork(work: work, continuation: continuation))
@@ -97,6 +101,11 @@ extension SQLiteStore {
                             return .accepted(
                                 try Self.insert(event, db: db, now: nowMilliseconds, retention: retentionMilliseconds)
                             )
+                        case .claim(let request):
+                            return .claimed(try Self.claim(request, db: db))
+                        case .finish(let updates):
+                            try Self.finish(updates, db: db)
+                            return .finished
                         }
                     }
                 }
@@ -149,6 +158,22 @@ extension SQLiteStore {
         ).execute(arguments: [
             event.id, event.source, event.eventType, key, event.orderID, receivedAt, headersJSON(event.headers), event.body,
         ])
+        if let reason = event.deadLetterReason {
+            let deadLetterStatement = try db.cachedStatement(
+                sql: """
+                    INSERT INTO deliveries
+                      (event_id, consumer, order_id, state, attempts, next_attempt_at, created_at, dead_letter_id, reason, finished_at)
+                    VALUES (?, ?, ?, 'dying', 0, ?, ?, ?, ?, ?)
+                    """
+            )
+            for consumer in event.consumers {
+                let deadLetterID = EventID.make(milliseconds: receivedAt, prefix: "dl_")
+                try deadLetterStatement.execute(arguments: [
+                    event.id, consumer, event.orderID, receivedAt, receivedAt, deadLetterID, reason, receivedAt,
+                ])
+            }
+            return .accepted(eventID: event.id)
+        }
         let deliveryStatement = try db.cachedStatement(
             sql: """
                 INSERT INTO deliveries (event_id, consumer, order_id, state, attempts, next_attempt_at, created_at)

@@ -200,7 +200,7 @@ public final class SQLiteStore: EventStore, DedupStore, DeliveryQueue, Sendable 
         let database = try currentDatabase()
         do {
             try await database.pool.write { db in
-                let statement = try db.cachedStatement(sql: "UPDATE deliveries SET state = 'dead' WHERE id = ?")
+                let statement = try db.cachedStatement(sql: "DELETE FROM deliveries WHERE id = ?")
                 for id in deliveryIDs { try statement.execute(arguments: [id]) }
             }
         } catch {
@@ -259,6 +259,32 @@ public final class SQLiteStore: EventStore, DedupStore, DeliveryQueue, Sendable 
                     CREATE INDEX deliveries_queue ON deliveries(consumer, state, id);
                     CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at INTEGER NOT NULL);
                     INSERT INTO health VALUES (1, 0);
+                    """
+            )
+        }
+        // Delivery: leases, the attempt history, dead letters waiting for their line, replays.
+        // A delivery row is 'pending' (in its queue), 'dying' (a dead letter whose line is not yet
+        // written) or gone (delivered, or its dead-letter line is durable).
+        migrator.registerMigration("v2") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE deliveries ADD COLUMN lease_until INTEGER;
+                    ALTER TABLE deliveries ADD COLUMN attempt_log TEXT NOT NULL DEFAULT '[]';
+                    ALTER TABLE deliveries ADD COLUMN dead_letter_id TEXT;
+                    ALTER TABLE deliveries ADD COLUMN reason TEXT;
+                    ALTER TABLE deliveries ADD COLUMN finished_at INTEGER;
+                    ALTER TABLE deliveries ADD COLUMN replay_of TEXT;
+                    DELETE FROM deliveries WHERE state = 'dead';
+                    UPDATE deliveries SET state = 'dying', dead_letter_id = 'dl_' || lower(hex(randomblob(13))),
+                      reason = 'not an envelope', finished_at = created_at
+                      WHERE state = 'pending' AND consumer = '_unparsed';
+                    CREATE INDEX deliveries_order ON deliveries(consumer, order_id, id) WHERE state = 'pending';
+                    CREATE INDEX deliveries_dying ON deliveries(id) WHERE state = 'dying';
+                    CREATE TABLE replays (
+                      dead_letter_id TEXT PRIMARY KEY NOT NULL,
+                      consumer TEXT NOT NULL,
+                      replayed_at INTEGER NOT NULL
+                    );
                     """
             )
         }

@@ -58,9 +58,23 @@ struct GatewayConfiguration: Sendable {
         /// Event patterns; `nil` means all.
         var events: [EventPattern]?
         var signingSecret: Secret
+        /// Signs deliveries with `signingSecret` (made when the configuration is read, which checks it).
+        var signer: StandardWebhooksSigner
         var timeout: Duration = .seconds(10)
         var concurrency: Int = 16
         var retry = Retry()
+
+        /// The consumer as the dispatcher sees it.
+        var endpoint: ConsumerEndpoint {
+            ConsumerEndpoint(
+                name: name,
+                url: url.absoluteString,
+                signer: signer,
+                timeout: timeout,
+                concurrency: concurrency,
+                retry: RetryPolicy(maxAttempts: retry.maxAttempts, initialDelay: retry.initialDelay, maxDelay: retry.maxDelay)
+            )
+        }
 
         /// Whether this consumer subscribes to `eventType` from `source`.
         func matches(source: String, eventType: String) -> Bool {
@@ -80,7 +94,7 @@ struct GatewayConfiguration: Sendable {
     /// TikTok retries for 72 hours; a shorter retention would let a late retry through as new.
     static let minimumDedupRetention: Duration = .seconds(72 * 3_600)
     /// The pseudo-consumer under which verified bodies that are not envelopes are dead-lettered.
-    static let unparsedConsumer = UnparsedDeadLetterService.consumer
+    static let unparsedConsumer = DeadLetterService.unparsedConsumer
 }
 
 extension GatewayConfiguration {
@@ -295,16 +309,18 @@ extension GatewayConfiguration {
             }
             return url
         }
+        var signer: StandardWebhooksSigner?
         let signingSecret = try object.required("signingSecret") { reader throws(ConfigurationError) in
             let secret = try reader.secret()
             do {
-                _ = try StandardWebhooksSigner(secret: secret)
+                signer = try StandardWebhooksSigner(secret: secret)
             } catch {
                 throw reader.fail("\(error)")
             }
             return secret
         }
-        var consumer = Consumer(name: name, url: url, signingSecret: signingSecret)
+        guard let signer else { throw reader.child(.null, "signingSecret").fail("is required") }
+        var consumer = Consumer(name: name, url: url, signingSecret: signingSecret, signer: signer)
         consumer.sources = try object.optional("sources") { reader throws(ConfigurationError) in
             try reader.list().map { item throws(ConfigurationError) in try item.nonEmptyString() }
         }

@@ -26,8 +26,9 @@ struct Ingestor: Sendable {
     let consumers: [GatewayConfiguration.Consumer]
     let metrics: GatewayMetrics
     let now: @Sendable () -> Date
-    /// Called after an event that is not an envelope was stored, so its dead letter is written.
-    let onUnparsedStored: @Sendable () -> Void
+    /// Called after an event was stored: the dispatcher's workers of these consumers (or, for a
+    /// body that is not an envelope, the dead-letter writer) have work.
+    let onStored: @Sendable (IncomingEvent) -> Void
 
     func ingest(
         source: Source,
@@ -66,7 +67,8 @@ struct Ingestor: Sendable {
             receivedAt: receivedAt,
             headers: headers,
             body: body,
-            consumers: destinations
+            consumers: destinations,
+            deadLetterReason: eventType == nil ? "not an envelope" : nil
         )
 
         do {
@@ -80,7 +82,7 @@ struct Ingestor: Sendable {
                         "deliveries": "\(event.consumers.count)",
                     ]
                 )
-                if event.eventType == nil { onUnparsedStored() }
+                onStored(event)
                 return .accepted(eventID: id)
             case .duplicate(let firstID):
                 metrics.request(source: source.name, outcome: .duplicate)

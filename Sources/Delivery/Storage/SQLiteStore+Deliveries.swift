@@ -1,0 +1,258 @@
+public import Foundation
+import GRDB
+import Verification
+
+/// The delivery queue: leasing, outcomes, dead letters waiting for their line, and replay.
+///
+/// Claims and outcomes go through group commit with ingest, so a busy dispatcher and a busy
+/// ingress share transactions (and fsyncs) instead of queueing for the writer one by one.
+extension SQLiteStore {
+    struct ClaimRequest: Sendable {
+        var consumer: String
+        var limit: Int
+        var now: Int64
+        var leaseUntil: Int64
+        var ignoringSchedule: Bool
+    }
+
+    public func claim(
+        consumer: String,
+        limit: Int,
+        now: Date,
+        leaseUntil: Date,
+        ignoringSchedule: Bool
+    ) async throws(StoreError) -> [ClaimedDelivery] {
+        guard limit > 0 else { return [] }
+        let request = ClaimRequest(
+            consumer: consumer,
+            limit: limit,
+            now: now.milliseconds,
+            leaseUntil: leaseUntil.milliseconds,
+            ignoringSchedule: ignoringSchedule
+        )
+        guard case .claimed(let deliveries) = try await submit(.claim(request)) else {
+            throw .corrupt("group commit answered a claim with another result")
+        }
+        return deliveries
+    }
+
+    public func finish(_ updates: [DeliveryUpdate]) async throws(StoreError) {
+        guard !updates.isEmpty else { return }
+        guard case .finished = try await submit(.finish(updates)) else {
+            throw .corrupt("group commit answered a finish with another result")
+        }
+    }
+
+    /// Selects and leases, inside the batch transaction.
+    ///
+    /// A delivery is held back while an earlier delivery of the same order to the same consumer is
+    /// still pending (leased or waiting for a retry); a delivery that became a dead letter no longer
+    /// holds anything back.
+    static func claim(_ request: ClaimRequest, db: Database) throws -> [ClaimedDelivery] {
+        let schedule = request.ignoringSchedule ? "" : "AND d.next_attempt_at <= :now"
+        let rows = try Row.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    SELECT d.id, d.event_id, d.attempt_log, e.source, e.event_type, e.dedup_key, e.received_at, e.body
+                    FROM deliveries d JOIN events e ON e.id = d.event_id
+                    WHERE d.consumer = :consumer AND d.state = 'pending'
+                      AND (d.lease_until IS NULL OR d.lease_until <= :now) \(schedule)
+                      AND (d.order_id IS NULL OR NOT EXISTS (
+                        SELECT 1 FROM deliveries p
+                        WHERE p.consumer = d.consumer AND p.order_id = d.order_id AND p.state = 'pending' AND p.id < d.id))
+                    ORDER BY d.id LIMIT :limit
+                    """
+            ),
+            arguments: ["consumer": request.consumer, "now": request.now, "limit": request.limit]
+        )
+        guard !rows.isEmpty else { return [] }
+        let lease = try db.cachedStatement(sql: "UPDATE deliveries SET lease_until = ? WHERE id = ?")
+        return try rows.map { row in
+            let id: Int64 = row["id"]
+            try lease.execute(arguments: [request.leaseUntil, id])
+            return ClaimedDelivery(
+                id: id,
+                eventID: row["event_id"],
+                consumer: request.consumer,
+                source: row["source"],
+                eventType: row["event_type"],
+                dedupKey: row["dedup_key"],
+                receivedAt: Date(milliseconds: row["received_at"]),
+                body: row["body"],
+                attempts: try AttemptLog.decode(row["attempt_log"])
+            )
+        }
+    }
+
+    static func finish(_ updates: [DeliveryUpdate], db: Database) throws {
+        for update in updates {
+            switch update {
+            case .delivered(let id):
+                try db.cachedStatement(sql: "DELETE FROM deliveries WHERE id = ?").execute(arguments: [id])
+            case .retry(let id, let attempts, let nextAttemptAt):
+                try db.cachedStatement(
+                    sql: """
+                        UPDATE deliveries SET attempts = ?, attempt_log = ?, next_attempt_at = ?, lease_until = NULL
+                        WHERE id = ?
+                        """
+                ).execute(arguments: [attempts.count, try AttemptLog.encode(attempts), nextAttemptAt.milliseconds, id])
+            case .deadLetter(let id, let attempts, let reason, let at):
+                try db.cachedStatement(
+                    sql: """
+                        UPDATE deliveries SET state = 'dying', attempts = ?, attempt_log = ?, reason = ?, finished_at = ?,
+                          dead_letter_id = ?, lease_until = NULL
+                        WHERE id = ?
+                        """
+                ).execute(arguments: [
+                    attempts.count, try AttemptLog.encode(attempts), reason, at.milliseconds,
+                    EventID.make(milliseconds: at.milliseconds, prefix: "dl_"), id,
+                ])
+            }
+        }
+    }
+
+    public func releaseAllLeases() async throws(StoreError) -> Int {
+        try await write("releasing leases") { db in
+            try db.execute(sql: "UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL")
+            return db.changesCount
+        }
+    }
+
+    public func deadLettersToWrite(limit: Int) async throws(StoreError) -> [DeadLetterToWrite] {
+        try await read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT d.id, d.consumer, d.dead_letter_id, d.reason, d.finished_at, d.attempt_log,
+                      e.id AS event_id, e.source, e.event_type, e.dedup_key, e.received_at, e.headers, e.body
+                    FROM deliveries d JOIN events e ON e.id = d.event_id
+                    WHERE d.state = 'dying' ORDER BY d.id LIMIT ?
+                    """,
+                arguments: [limit]
+            ).map { row in
+                DeadLetterToWrite(
+                    deliveryID: row["id"],
+                    deadLetter: DeadLetter(
+                        id: row["dead_letter_id"],
+                        eventID: row["event_id"],
+                        consumer: row["consumer"],
+                        source: row["source"],
+                        eventType: row["event_type"],
+                        dedupKey: row["dedup_key"],
+                        receivedAt: Date(milliseconds: row["received_at"]),
+                        deadLetteredAt: Date(milliseconds: row["finished_at"]),
+                        reason: row["reason"],
+                        attempts: try AttemptLog.decode(row["attempt_log"]),
+                        headers: Self.decodeHeaders(row["headers"]),
+                        body: row["body"]
+                    )
+                )
+            }
+        }
+    }
+
+    public func replay(
+        _ deadLetters: [DeadLetter],
+        consumer: String,
+        force: Bool,
+        dryRun: Bool,
+        now: Date
+    ) async throws(StoreError) -> ReplayResult {
+        let nowMilliseconds = now.milliseconds
+        let work: @Sendable (Database) throws -> ReplayResult = { db in
+            var result = ReplayResult()
+            let replayedBefore = try db.cachedStatement(sql: "SELECT 1 FROM replays WHERE dead_letter_id = ?")
+            // The event is normally still stored; if it is not (a new database), the dead-letter
+            // line has everything needed to store it again.
+            let insertEvent = try db.cachedStatement(
+                sql: """
+                    INSERT OR IGNORE INTO events (id, source, event_type, dedup_key, order_id, received_at, headers, body)
+                    VALUES (?, ?, ?, ?, NULL, ?, ?, ?)
+                    """
+            )
+            let insertDelivery = try db.cachedStatement(
+                sql: """
+                    INSERT INTO deliveries (event_id, consumer, order_id, state, attempts, next_attempt_at, created_at, replay_of)
+                    SELECT id, ?, order_id, 'pending', 0, ?, ?, ? FROM events WHERE id = ?
+                    """
+            )
+            let markReplayed = try db.cachedStatement(
+                sql: """
+                    INSERT INTO replays (dead_letter_id, consumer, replayed_at) VALUES (?, ?, ?)
+                    ON CONFLICT (dead_letter_id) DO UPDATE SET replayed_at = excluded.replayed_at
+                    """
+            )
+            var seen = Set<String>()
+            for deadLetter in deadLetters where seen.insert(deadLetter.id).inserted {
+                if !force, try Bool.fetchOne(replayedBefore, arguments: [deadLetter.id]) == true {
+                    result.skipped.append(deadLetter.id)
+                    continue
+                }
+                result.replayed.append(deadLetter.id)
+                if dryRun { continue }
+                guard let body = deadLetter.bodyBytes else {
+                    throw StoreError.corrupt("dead letter \(deadLetter.id) has no body")
+                }
+                try insertEvent.execute(arguments: [
+                    deadLetter.eventID, deadLetter.source, deadLetter.eventType, deadLetter.dedupKey,
+                    deadLetter.receivedAt.milliseconds,
+                    Self.headersJSON(deadLetter.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }), body,
+                ])
+                try insertDelivery.execute(arguments: [
+                    consumer, nowMilliseconds, nowMilliseconds, deadLetter.id, deadLetter.eventID,
+                ])
+                try markReplayed.execute(arguments: [deadLetter.id, consumer, nowMilliseconds])
+            }
+            return result
+        }
+        if dryRun { return try await read(work) }
+        return try await write("replaying dead letters", work)
+    }
+
+    public func replayTimes(consumer: String) async throws(StoreError) -> [String: Date] {
+        try await read { db in
+            var times: [String: Date] = [:]
+            let rows = try Row.fetchCursor(
+                db,
+                sql: "SELECT dead_letter_id, replayed_at FROM replays WHERE consumer = ?",
+                arguments: [consumer]
+            )
+            while let row = try rows.next() {
+                times[row["dead_letter_id"]] = Date(milliseconds: row["replayed_at"])
+            }
+            return times
+        }
+    }
+
+    /// A write outside group commit, for rare, large operations.
+    func write<T: Sendable>(
+        _ what: String,
+        _ body: @escaping @Sendable (Database) throws -> T
+    ) async throws(StoreError) -> T {
+        let database = try currentDatabase()
+        do {
+            return try await database.pool.write(body)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw .unavailable("\(what) failed", underlying: SendableError(error))
+        }
+    }
+
+    static func decodeHeaders(_ json: String) -> [String: String] {
+        (try? JSONDecoder().decode([String: String].self, from: Data(json.utf8))) ?? [:]
+    }
+}
+
+/// The attempts of a delivery as stored: the JSON of the dead-letter line's `attempts`.
+enum AttemptLog {
+    static func encode(_ attempts: [DeadLetter.Attempt]) throws -> String {
+        if attempts.isEmpty { return "[]" }
+        return String(decoding: try DeadLetter.encoder.encode(attempts), as: UTF8.self)
+    }
+
+    static func decode(_ json: String) throws -> [DeadLetter.Attempt] {
+        if json == "[]" { return [] }
+        return try DeadLetter.decoder.decode([DeadLetter.Attempt].self, from: Data(json.utf8))
+    }
+}

@@ -1,0 +1,105 @@
+import Delivery
+import Foundation
+
+/// Which dead letters an operator means: by id, event type, dedup key and a time range on
+/// `deadLetteredAt` (`since` included, `until` excluded). Empty means all.
+struct DeadLetterFilter: Sendable, Equatable {
+    var ids: Set<String>?
+    var eventType: String?
+    var dedupKey: String?
+    var since: Date?
+    var until: Date?
+
+    func matches(_ deadLetter: DeadLetter) -> Bool {
+        if let ids, !ids.contains(deadLetter.id) { return false }
+        if let eventType, deadLetter.eventType != eventType { return false }
+        if let dedupKey, deadLetter.dedupKey != dedupKey { return false }
+        if let since, deadLetter.deadLetteredAt < since { return false }
+        if let until, deadLetter.deadLetteredAt >= until { return false }
+        return true
+    }
+}
+
+/// A dead letter as the admin API lists it: the line's fields, plus whether it was replayed.
+struct ListedDeadLetter: Encodable, Sendable {
+    var deadLetter: DeadLetter
+    var replayedAt: Date?
+
+    enum ExtraKeys: String, CodingKey {
+        case replayed, replayedAt
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        try deadLetter.encode(to: encoder)
+        var container = encoder.container(keyedBy: ExtraKeys.self)
+        try container.encode(replayedAt != nil, forKey: .replayed)
+        try container.encode(replayedAt, forKey: .replayedAt)
+    }
+}
+
+/// Listing and replaying dead letters, for the admin API.
+///
+/// The files are the record: they are read on each request, so a line an operator can see with
+/// `jq` is exactly what the API lists and replays. Lines of rotated files (`orders.jsonl.1`) are
+/// not read; move a line back into the live file to replay it.
+struct DeadLetterAdmin: Sendable {
+    enum Failure: Error, Equatable {
+        case unknownConsumer(String)
+        case notReplayable(String)
+    }
+
+    struct ReplayOutcome: Sendable {
+        var result: ReplayResult
+        /// Ids asked for that are not in the file.
+        var notFound: [String]
+    }
+
+    let writer: DeadLetterWriter
+    let store: any DeliveryQueue
+    /// The configured consumers (replayable); `_unparsed` can be listed too.
+    let consumers: [String]
+    let now: @Sendable () -> Date
+    /// Called after dead letters of this consumer were queued again.
+    let onReplayed: @Sendable (String) -> Void
+
+    var listable: [String] { consumers + [DeadLetterService.unparsedConsumer] }
+
+    /// The consumer's dead letters that match, newest first; the same id appears once.
+    func deadLetters(consumer: String, filter: DeadLetterFilter) throws(Failure) -> [DeadLetter] {
+        guard listable.contains(consumer) else { throw .unknownConsumer(consumer) }
+        var seen = Set<String>()
+        // A crash between writing a line and dequeuing its delivery writes the line again with the
+        // same id; the first one counts.
+        let lines = writer.read(consumer: consumer).deadLetters.filter { seen.insert($0.id).inserted }
+        return lines.reversed().filter(filter.matches)
+    }
+
+    func list(consumer: String?, filter: DeadLetterFilter, limit: Int?) async throws -> [ListedDeadLetter] {
+        var listed: [ListedDeadLetter] = []
+        for name in consumer.map({ [$0] }) ?? listable {
+            let replayTimes = try await store.replayTimes(consumer: name)
+            listed += try deadLetters(consumer: name, filter: filter).map {
+                ListedDeadLetter(deadLetter: $0, replayedAt: replayTimes[$0.id])
+            }
+        }
+        if consumer == nil {
+            listed.sort { $0.deadLetter.deadLetteredAt > $1.deadLetter.deadLetteredAt }
+        }
+        if let limit { listed = Array(listed.prefix(limit)) }
+        return listed
+    }
+
+    func replay(consumer: String, filter: DeadLetterFilter, force: Bool, dryRun: Bool) async throws -> ReplayOutcome {
+        guard consumers.contains(consumer) else {
+            if consumer == DeadLetterService.unparsedConsumer { throw Failure.notReplayable(consumer) }
+            throw Failure.unknownConsumer(consumer)
+        }
+        // Oldest first, so that a replay keeps the order in which the events were received.
+        let selected = try deadLetters(consumer: consumer, filter: filter).reversed()
+        let found = Set(selected.map(\.id))
+        let notFound = (filter.ids ?? []).filter { !found.contains($0) }.sorted()
+        let result = try await store.replay(Array(selected), consumer: consumer, force: force, dryRun: dryRun, now: now())
+        if !dryRun && !result.replayed.isEmpty { onReplayed(consumer) }
+        return ReplayOutcome(result: result, notFound: notFound)
+    }
+}
