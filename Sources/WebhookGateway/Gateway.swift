@@ -98,7 +98,7 @@ struct Gateway {
                 token: configuration.admin.token,
                 state: state,
                 deadLetters: DeadLetterAdmin(
-                    writer: deadLetterWriter,
+                    index: DeadLetterIndex(writer: deadLetterWriter),
                     store: store,
                     consumers: configuration.consumers.map(\.name),
                     now: now,

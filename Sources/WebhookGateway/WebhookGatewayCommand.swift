@@ -5,6 +5,6 @@ struct WebhookGatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "webhook-gateway",
         abstract: "An edge service for TikTok webhooks: verify, de-duplicate, store durably, fan out.",
-        subcommands: [ServeCommand.self, CheckConfigCommand.self]
+        subcommands: [ServeCommand.self, CheckConfigCommand.self, DeadLettersCommand.self]
     )
 }

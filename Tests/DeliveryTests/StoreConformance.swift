@@ -145,5 +145,6 @@ struct StoreConformance<Store: EventStore & DedupStore & DeliveryQueue> {
         try await expiredButUnprunedKeysCountAsAbsent()
         try await pruningWorksInChunks()
         try await deadLetteredDeliveriesLeaveTheQueue()
+        try await runDeliveryQueueSuite()
     }
 }

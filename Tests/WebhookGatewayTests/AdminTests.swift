@@ -16,7 +16,18 @@ struct AdminTests {
     static let token = "admin-token-for-the-tests"
 
     func makeApplication(state: GatewayState, registry: PrometheusCollectorRegistry = .init()) -> some ApplicationProtocol {
-        Application(router: AdminRouter.make(token: Secret(Self.token), state: state, registry: registry, refreshGauges: {}))
+        let store = state.store as! SQLiteStore
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wg-admin-\(UUID().uuidString)").path
+        let deadLetters = DeadLetterAdmin(
+            index: DeadLetterIndex(writer: DeadLetterWriter(directory: directory)),
+            store: store,
+            consumers: ["orders"],
+            now: { Date() },
+            onReplayed: { _ in }
+        )
+        return Application(
+            router: AdminRouter.make(
+                token: Secret(Self.token), state: state, deadLetters: deadLetters, registry: registry, refreshGauges: {}))
     }
 
     @Test func probesAreOpenAndReflectTheStore() async throws {

@@ -20,7 +20,7 @@ final class GatewayFixture: @unchecked Sendable {
     let directory: URL
     let store: SQLiteStore
     let metrics = TestMetrics()
-    let unparsed: UnparsedDeadLetterService
+    let unparsed: DeadLetterService
     let maxBodyBytes: Int
 
     init(maxBodyBytes: Int = 4_096) throws {
@@ -32,11 +32,10 @@ final class GatewayFixture: @unchecked Sendable {
             logger: logger,
             now: { Self.now }
         )
-        unparsed = UnparsedDeadLetterService(
+        unparsed = DeadLetterService(
             store: store,
             writer: DeadLetterWriter(directory: directory.appendingPathComponent("dead-letters").path),
-            logger: logger,
-            now: { Self.now }
+            logger: logger
         )
         self.maxBodyBytes = maxBodyBytes
     }
@@ -61,7 +60,8 @@ final class GatewayFixture: @unchecked Sendable {
                 name: "orders",
                 url: URL(string: "http://127.0.0.1:1/")!,
                 events: [EventPattern("minis.trade_order.*")!],
-                signingSecret: Secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+                signingSecret: Secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+                signer: try! StandardWebhooksSigner(secret: Secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
             )
         ]
         let gatewayMetrics = GatewayMetrics(sources: ["tiktok", "shop"], consumers: ["orders"], factory: metrics)
@@ -70,7 +70,7 @@ final class GatewayFixture: @unchecked Sendable {
             consumers: consumers,
             metrics: gatewayMetrics,
             now: { Self.now },
-            onUnparsedStored: {}
+            onStored: { _ in }
         )
         let sources = [
             "/webhooks/tiktok": Ingestor.Source(name: "tiktok", verifier: .tiktok(secrets: [Secret("old-secret"), Secret(Self.secret)])),

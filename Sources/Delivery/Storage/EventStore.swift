@@ -163,7 +163,8 @@ public protocol DeliveryQueue: Sendable {
     /// Pending deliveries of `consumer`, oldest first.
     func pendingDeliveries(consumer: String, limit: Int) async throws(StoreError) -> [PendingDelivery]
 
-    /// How many deliveries of `consumer` are pending.
+    /// How many deliveries of `consumer` have not left the queue (pending, or dead letters whose
+    /// line is not written yet).
     func depth(consumer: String) async throws(StoreError) -> Int
 
     /// Takes the deliveries out of their queues as dead letters. Call only after their lines are

@@ -189,7 +189,7 @@ public final class SQLiteStore: EventStore, DedupStore, DeliveryQueue, Sendable 
         try await read { db in
             try Int.fetchOne(
                 db,
-                sql: "SELECT COUNT(*) FROM deliveries WHERE consumer = ? AND state = 'pending'",
+                sql: "SELECT COUNT(*) FROM deliveries WHERE consumer = ? AND state IN ('pending', 'dying')",
                 arguments: [consumer]
             ) ?? 0
         }

@@ -10,7 +10,7 @@ struct DeadLetterFilter: Sendable, Equatable {
     var since: Date?
     var until: Date?
 
-    func matches(_ deadLetter: DeadLetter) -> Bool {
+    func matches(_ deadLetter: DeadLetterIndex.Entry) -> Bool {
         if let ids, !ids.contains(deadLetter.id) { return false }
         if let eventType, deadLetter.eventType != eventType { return false }
         if let dedupKey, deadLetter.dedupKey != dedupKey { return false }
@@ -54,7 +54,7 @@ struct DeadLetterAdmin: Sendable {
         var notFound: [String]
     }
 
-    let writer: DeadLetterWriter
+    let index: DeadLetterIndex
     let store: any DeliveryQueue
     /// The configured consumers (replayable); `_unparsed` can be listed too.
     let consumers: [String]
@@ -65,27 +65,30 @@ struct DeadLetterAdmin: Sendable {
     var listable: [String] { consumers + [DeadLetterService.unparsedConsumer] }
 
     /// The consumer's dead letters that match, newest first; the same id appears once.
-    func deadLetters(consumer: String, filter: DeadLetterFilter) throws(Failure) -> [DeadLetter] {
+    func entries(consumer: String, filter: DeadLetterFilter) throws(Failure) -> [DeadLetterIndex.Entry] {
         guard listable.contains(consumer) else { throw .unknownConsumer(consumer) }
-        var seen = Set<String>()
-        // A crash between writing a line and dequeuing its delivery writes the line again with the
-        // same id; the first one counts.
-        let lines = writer.read(consumer: consumer).deadLetters.filter { seen.insert($0.id).inserted }
-        return lines.reversed().filter(filter.matches)
+        return index.entries(consumer: consumer).entries.reversed().filter(filter.matches)
     }
 
     func list(consumer: String?, filter: DeadLetterFilter, limit: Int?) async throws -> [ListedDeadLetter] {
-        var listed: [ListedDeadLetter] = []
+        var selected: [(consumer: String, entry: DeadLetterIndex.Entry)] = []
         for name in consumer.map({ [$0] }) ?? listable {
+            selected += try entries(consumer: name, filter: filter).map { (name, $0) }
+        }
+        if consumer == nil {
+            selected.sort { $0.entry.deadLetteredAt > $1.entry.deadLetteredAt }
+        }
+        if let limit { selected = Array(selected.prefix(limit)) }
+        var listed: [ListedDeadLetter] = []
+        for name in Set(selected.map(\.consumer)).sorted() {
             let replayTimes = try await store.replayTimes(consumer: name)
-            listed += try deadLetters(consumer: name, filter: filter).map {
+            listed += index.load(selected.filter { $0.consumer == name }.map(\.entry), consumer: name).map {
                 ListedDeadLetter(deadLetter: $0, replayedAt: replayTimes[$0.id])
             }
         }
         if consumer == nil {
             listed.sort { $0.deadLetter.deadLetteredAt > $1.deadLetter.deadLetteredAt }
         }
-        if let limit { listed = Array(listed.prefix(limit)) }
         return listed
     }
 
@@ -95,10 +98,10 @@ struct DeadLetterAdmin: Sendable {
             throw Failure.unknownConsumer(consumer)
         }
         // Oldest first, so that a replay keeps the order in which the events were received.
-        let selected = try deadLetters(consumer: consumer, filter: filter).reversed()
+        let selected = index.load(try entries(consumer: consumer, filter: filter).reversed(), consumer: consumer)
         let found = Set(selected.map(\.id))
         let notFound = (filter.ids ?? []).filter { !found.contains($0) }.sorted()
-        let result = try await store.replay(Array(selected), consumer: consumer, force: force, dryRun: dryRun, now: now())
+        let result = try await store.replay(selected, consumer: consumer, force: force, dryRun: dryRun, now: now())
         if !dryRun && !result.replayed.isEmpty { onReplayed(consumer) }
         return ReplayOutcome(result: result, notFound: notFound)
     }

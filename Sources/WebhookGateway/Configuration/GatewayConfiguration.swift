@@ -400,3 +400,54 @@ struct EventPattern: Sendable, Hashable {
         isPrefix ? eventType.hasPrefix(text) : eventType == text
     }
 }
+
+/// How the admin commands reach a running gateway: the admin listener's base URL and its token.
+struct AdminAccess: Sendable {
+    var baseURL: String
+    var token: Secret
+
+    /// The environment variable that overrides the configured token.
+    static let tokenVariable = "WEBHOOK_GATEWAY_ADMIN_TOKEN"
+
+    /// Reads only the `admin` section of the configuration at `path`, so that an operator's shell
+    /// needs the admin token and nothing else (no TikTok or consumer secrets). `adminURL` and the
+    /// `WEBHOOK_GATEWAY_ADMIN_TOKEN` environment variable override the configured address and token.
+    static func load(
+        path: String,
+        adminURL: String?,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigurationError) -> AdminAccess {
+        let url = URL(fileURLWithPath: path)
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw ConfigurationError(path: "", problem: "cannot read configuration file \(path)")
+        }
+        let document: JSONValue
+        do {
+            document = try JSONDecoder().decode(JSONValue.self, from: data)
+        } catch {
+            throw ConfigurationError(path: "", problem: "the configuration is not valid JSON")
+        }
+        let root = ConfigurationReader(
+            value: document, path: "", baseDirectory: url.deletingLastPathComponent(), environment: environment)
+        var object = try root.object()
+        return try object.required("admin") { reader throws(ConfigurationError) in
+            var admin = try reader.object()
+            var host = try admin.optional("host") { try $0.nonEmptyString() } ?? "127.0.0.1"
+            let port = try admin.optional("port") { try $0.integer(in: 0...65_535) } ?? 9_090
+            let tls = admin.has("tls")
+            let token: Secret
+            if let override = environment[tokenVariable], !override.isEmpty {
+                token = Secret(override)
+            } else {
+                token = try admin.required("token") { try $0.secret() }
+            }
+            // A listener on every address is reached on loopback.
+            if host == "0.0.0.0" { host = "127.0.0.1" }
+            if host == "::" { host = "::1" }
+            if host.contains(":") { host = "[\(host)]" }
+            var base = adminURL ?? "\(tls ? "https" : "http")://\(host):\(port)"
+            while base.hasSuffix("/") { base.removeLast() }
+            return AdminAccess(baseURL: base, token: token)
+        }
+    }
+}

@@ -1,0 +1,133 @@
+public import Foundation
+import Synchronization
+
+/// Where each dead letter is in its file, with the fields that filters use, so that listing and
+/// replaying a few lines of a large file does not decode every line each time.
+///
+/// The index of a file is built once and then extended with what was appended since (the files
+/// are append-only). A file that was rotated, replaced or truncated is indexed anew.
+public final class DeadLetterIndex: Sendable {
+    /// One line of a dead-letter file.
+    public struct Entry: Sendable, Hashable {
+        public var id: String
+        public var eventType: String?
+        public var dedupKey: String
+        public var deadLetteredAt: Date
+        /// Where the line is in the file, without its newline.
+        public var offset: Int
+        public var length: Int
+    }
+
+    struct FileIndex {
+        var identity: FileStamp
+        var indexedBytes: Int
+        var entries: [Entry]
+        var unreadableLines: Int
+    }
+
+    struct FileStamp: Equatable {
+        var device: UInt64
+        var inode: UInt64
+    }
+
+    /// The fields a filter needs, decoded from a whole line.
+    private struct Summary: Decodable {
+        var id: String
+        var eventType: String?
+        var dedupKey: String
+        var deadLetteredAt: Date
+    }
+
+    public let writer: DeadLetterWriter
+    private let files = Mutex<[String: FileIndex]>([:])
+
+    public init(writer: DeadLetterWriter) {
+        self.writer = writer
+    }
+
+    /// The lines of `consumer`'s file, oldest first; a line whose `id` appeared earlier in the file
+    /// (written again after a crash) is left out. Lines that do not parse are counted, not listed.
+    public func entries(consumer: String) -> (entries: [Entry], unreadableLines: Int) {
+        let path = writer.path(consumer: consumer)
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            files.withLock { $0[consumer] = nil }
+            return ([], 0)
+        }
+        defer { try? handle.close() }
+        var info = stat()
+        guard fstat(handle.fileDescriptor, &info) == 0 else { return ([], 0) }
+        let stamp = FileStamp(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+        let size = Int(info.st_size)
+        var index = files.withLock { $0[consumer] }
+        if index == nil || index?.identity != stamp || index!.indexedBytes > size {
+            index = FileIndex(identity: stamp, indexedBytes: 0, entries: [], unreadableLines: 0)
+        }
+        guard var index else { return ([], 0) }
+        if index.indexedBytes < size {
+            do {
+                try handle.seek(toOffset: UInt64(index.indexedBytes))
+                let data = try handle.read(upToCount: size - index.indexedBytes) ?? Data()
+                extend(&index, with: data)
+            } catch {
+                // Keep what was indexed; the next call tries again.
+            }
+            files.withLock { $0[consumer] = index }
+        }
+        var seen = Set<String>()
+        let unique = index.entries.filter { seen.insert($0.id).inserted }
+        return (unique, index.unreadableLines)
+    }
+
+    /// Indexes the complete lines of `data`, which starts at `index.indexedBytes`. A last line
+    /// without its newline (being written right now) waits for the next call.
+    private func extend(_ index: inout FileIndex, with data: Data) {
+        let decoder = DeadLetter.decoder
+        let base = index.indexedBytes
+        var consumed = 0
+        data.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) in
+            let bytes = buffer.bindMemory(to: UInt8.self)
+            var start = 0
+            while let newline = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) {
+                let length = newline - start
+                if length > 0 {
+                    let line = Data(bytes: buffer.baseAddress! + start, count: length)
+                    if let summary = try? decoder.decode(Summary.self, from: line) {
+                        index.entries.append(
+                            Entry(
+                                id: summary.id,
+                                eventType: summary.eventType,
+                                dedupKey: summary.dedupKey,
+                                deadLetteredAt: summary.deadLetteredAt,
+                                offset: base + start,
+                                length: length
+                            )
+                        )
+                    } else {
+                        index.unreadableLines += 1
+                    }
+                }
+                start = newline + 1
+                consumed = start
+            }
+        }
+        index.indexedBytes = base + consumed
+    }
+
+    /// The dead letters at these entries of `consumer`'s file, in the order given. Entries whose
+    /// line no longer reads (the file was rotated since) are left out.
+    public func load(_ entries: some Sequence<Entry>, consumer: String) -> [DeadLetter] {
+        guard let handle = FileHandle(forReadingAtPath: writer.path(consumer: consumer)) else { return [] }
+        defer { try? handle.close() }
+        let decoder = DeadLetter.decoder
+        var deadLetters: [DeadLetter] = []
+        for entry in entries {
+            guard (try? handle.seek(toOffset: UInt64(entry.offset))) != nil,
+                let line = try? handle.read(upToCount: entry.length),
+                let deadLetter = try? decoder.decode(DeadLetter.self, from: line),
+                deadLetter.id == entry.id
+            else { continue }
+            deadLetters.append(deadLetter)
+        }
+        return deadLetters
+    }
+}

@@ -1,0 +1,239 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Verification
+
+struct DeadLettersCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dead-letters",
+        abstract: "List and replay dead letters through a running gateway's admin API.",
+        subcommands: [ListCommand.self, ReplayCommand.self]
+    )
+}
+
+/// Where the admin API is.
+struct AdminOptions: ParsableArguments {
+    @Option(name: .long, help: "Path to the JSON configuration file (its admin section is read).")
+    var config: String
+
+    @Option(name: .long, help: "Admin base URL such as http://127.0.0.1:9090 (overrides the configuration).")
+    var adminURL: String?
+
+    func access() throws -> AdminAccess {
+        do {
+            return try AdminAccess.load(path: config, adminURL: adminURL)
+        } catch {
+            throw ValidationError("invalid configuration: \(error)")
+        }
+    }
+}
+
+/// Which dead letters: by id, event type, dedup key and a time range on `deadLetteredAt`.
+struct FilterOptions: ParsableArguments {
+    @Option(name: .customLong("id"), help: "A dead-letter id (dl_…); repeat for several.")
+    var ids: [String] = []
+
+    @Option(name: .long, help: "Only dead letters of this event type.")
+    var eventType: String?
+
+    @Option(name: .long, help: "Only dead letters with this dedup key.")
+    var dedupKey: String?
+
+    @Option(name: .long, help: "Only dead letters written at or after this RFC 3339 time.")
+    var since: String?
+
+    @Option(name: .long, help: "Only dead letters written before this RFC 3339 time.")
+    var until: String?
+
+    var queryItems: [URLQueryItem] {
+        ids.map { URLQueryItem(name: "id", value: $0) }
+            + [("eventType", eventType), ("dedupKey", dedupKey), ("since", since), ("until", until)].compactMap { name, value in
+                value.map { URLQueryItem(name: name, value: $0) }
+            }
+    }
+
+    func json(into object: inout [String: Any]) {
+        if !ids.isEmpty { object["ids"] = ids }
+        if let eventType { object["eventType"] = eventType }
+        if let dedupKey { object["dedupKey"] = dedupKey }
+        if let since { object["since"] = since }
+        if let until { object["until"] = until }
+    }
+}
+
+extension DeadLettersCommand {
+    struct ListCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "list",
+            abstract: "List dead letters, newest first."
+        )
+
+        @OptionGroup var admin: AdminOptions
+        @OptionGroup var filter: FilterOptions
+
+        @Option(name: .long, help: "Only this consumer's dead letters (default: all).")
+        var consumer: String?
+
+        @Option(name: .long, help: "At most this many.")
+        var limit: Int?
+
+        @Flag(name: .long, help: "Print the admin API's JSON instead of a table.")
+        var json = false
+
+        func run() async throws {
+            let access = try admin.access()
+            var items = filter.queryItems
+            if let consumer { items.append(URLQueryItem(name: "consumer", value: consumer)) }
+            if let limit { items.append(URLQueryItem(name: "limit", value: String(limit))) }
+            let client = AdminClient(access: access)
+            defer { client.shutdown() }
+            let data = try await client.get("/admin/dead-letters", query: items)
+            if json {
+                FileHandle.standardOutput.write(data)
+                print()
+                return
+            }
+            guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                let deadLetters = object["deadLetters"] as? [[String: Any]]
+            else {
+                throw AdminClient.Failure("the admin API answered something that is not a dead-letter list")
+            }
+            for item in deadLetters {
+                let attempts = (item["attempts"] as? [Any])?.count ?? 0
+                let replayed = (item["replayed"] as? Bool) == true ? "replayed \(item["replayedAt"] as? String ?? "")" : "not replayed"
+                print(
+                    [
+                        item["deadLetteredAt"] as? String ?? "-", item["id"] as? String ?? "-", item["consumer"] as? String ?? "-",
+                        item["eventType"] as? String ?? "-", item["reason"] as? String ?? "-", "attempts \(attempts)", replayed,
+                    ].joined(separator: "  ")
+                )
+            }
+            print("\(deadLetters.count) dead letter\(deadLetters.count == 1 ? "" : "s")")
+        }
+    }
+
+    struct ReplayCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "replay",
+            abstract: "Queue dead letters for delivery again, with their original webhook-id.",
+            discussion: """
+                Without --id or other filters, every dead letter of the consumer that was not replayed yet is \
+                replayed. A dead letter replayed before is skipped unless --force. Ends with "replayed N, skipped M".
+                """
+        )
+
+        @OptionGroup var admin: AdminOptions
+        @OptionGroup var filter: FilterOptions
+
+        @Option(name: .long, help: "The consumer whose dead letters are replayed.")
+        var consumer: String
+
+        @Flag(name: .long, help: "Only list what would be replayed.")
+        var dryRun = false
+
+        @Flag(name: .long, help: "Replay dead letters that were replayed before, too.")
+        var force = false
+
+        /// Ids per request: large replays go in chunks, with progress between them.
+        static let chunkSize = 2_000
+
+        func run() async throws {
+            let access = try admin.access()
+            let client = AdminClient(access: access)
+            defer { client.shutdown() }
+
+            var plan: [String: Any] = ["consumer": consumer, "dryRun": true, "force": force]
+            filter.json(into: &plan)
+            let planned = try await client.replay(plan)
+            for id in planned.notFound {
+                FileHandle.standardError.write(Data("not found: \(id)\n".utf8))
+            }
+            if dryRun {
+                for id in planned.ids ?? [] { print("would replay \(id)") }
+                print("dry run: nothing was queued")
+                print("replayed \(planned.replayed), skipped \(planned.skipped)")
+                return
+            }
+
+            let ids = planned.ids ?? []
+            var replayed = 0
+            var skipped = planned.skipped
+            var done = 0
+            let showProgress = ids.count > Self.chunkSize
+            for start in stride(from: 0, to: ids.count, by: Self.chunkSize) {
+                let chunk = Array(ids[start..<min(start + Self.chunkSize, ids.count)])
+                let answer = try await client.replay(["consumer": consumer, "ids": chunk, "force": force])
+                replayed += answer.replayed
+                skipped += answer.skipped
+                done += chunk.count
+                if showProgress {
+                    FileHandle.standardError.write(Data("replaying \(consumer): \(done)/\(ids.count)\n".utf8))
+                }
+            }
+            print("replayed \(replayed), skipped \(skipped)")
+        }
+    }
+}
+
+/// A small client of the admin API for the commands.
+struct AdminClient {
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    let access: AdminAccess
+    let client = HTTPClient(eventLoopGroupProvider: .singleton)
+
+    init(access: AdminAccess) {
+        self.access = access
+    }
+
+    func shutdown() {
+        try? client.syncShutdown()
+    }
+
+    func get(_ path: String, query: [URLQueryItem]) async throws -> Data {
+        var components = URLComponents(string: access.baseURL + path)
+        if !query.isEmpty { components?.queryItems = query }
+        guard let url = components?.string else { throw Failure("bad admin URL \(access.baseURL)") }
+        return try await send(HTTPClientRequest(url: url))
+    }
+
+    func replay(_ body: [String: Any]) async throws -> ReplayAnswer {
+        var request = HTTPClientRequest(url: access.baseURL + "/admin/dead-letters/replay")
+        request.method = .POST
+        request.headers.add(name: "content-type", value: "application/json")
+        request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)))
+        let data = try await send(request)
+        guard let answer = try? JSONDecoder().decode(ReplayAnswer.self, from: data) else {
+            throw Failure("the admin API answered something that is not a replay result")
+        }
+        return answer
+    }
+
+    private func send(_ request: HTTPClientRequest) async throws -> Data {
+        var request = request
+        request.headers.add(name: "authorization", value: "Bearer \(access.token.text)")
+        let response: HTTPClientResponse
+        do {
+            response = try await client.execute(request, timeout: .seconds(300))
+        } catch {
+            throw Failure("cannot reach the admin API at \(access.baseURL): \(error)")
+        }
+        let body = try await response.body.collect(upTo: 1 << 30)
+        let data = Data(body.readableBytesView)
+        guard response.status == .ok else {
+            if response.status == .unauthorized {
+                throw Failure("the admin API refused the token (401)")
+            }
+            let message =
+                (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["error"] as? String
+                ?? "status \(response.status.code)"
+            throw Failure("the admin API answered \(response.status.code): \(message)")
+        }
+        return data
+    }
+}

@@ -1,0 +1,214 @@
+import Delivery
+import Foundation
+import Testing
+import Verification
+
+/// The delivery-queue half of the conformance suite: leasing, outcomes, the per-order rule,
+/// dead letters waiting for their line, and replay.
+extension StoreConformance {
+    func event(_ key: String, order: String?, consumers: [String] = ["orders"], at date: Date, body: String? = nil) -> IncomingEvent {
+        var event = Self.event(
+            key: key, id: EventID.make(milliseconds: date.milliseconds), body: body ?? #"{"key":"\#(key)"}"#,
+            consumers: consumers, at: date)
+        event.orderID = order
+        return event
+    }
+
+    func claim(_ store: Store, _ clock: ManualClock, limit: Int = 10, probe: Bool = false) async throws -> [ClaimedDelivery] {
+        try await store.claim(
+            consumer: "orders", limit: limit, now: clock.now, leaseUntil: clock.now.addingTimeInterval(600), ignoringSchedule: probe)
+    }
+
+    func leasesHideClaimedDeliveriesUntilFinishedOrExpired() async throws {
+        let clock = ManualClock()
+        let store = try makeStore({ clock.now }, .seconds(72 * 3_600))
+        let first = event("a", order: nil, at: clock.now)
+        let second = event("b", order: nil, at: clock.now)
+        _ = try await store.accept(first)
+        _ = try await store.accept(second)
+
+        let claimed = try await claim(store, clock, limit: 1)
+        #expect(claimed.map(\.eventID) == [first.id])
+        #expect(claimed.first?.body == first.body)
+        #expect(claimed.first?.source == "tiktok")
+        #expect(claimed.first?.dedupKey == "a")
+        #expect(claimed.first?.attempts == [])
+        // The leased one is not handed out again; the other one is.
+        #expect(try await claim(store, clock).map(\.eventID) == [second.id])
+        #expect(try await claim(store, clock).isEmpty)
+        // A lease that expired (its holder died) is claimable again.
+        clock.advance(by: 601)
+        #expect(try await claim(store, clock).map(\.eventID) == [first.id, second.id])
+        // Releasing all leases (a restart) makes them claimable at once.
+        #expect(try await store.releaseAllLeases() == 2)
+        #expect(try await claim(store, clock).count == 2)
+    }
+
+    func outcomesAreRecorded() async throws {
+        let clock = ManualClock()
+        let store = try makeStore({ clock.now }, .seconds(72 * 3_600))
+        let delivered = event("d", order: nil, at: clock.now)
+        let retried = event("r", order: nil, at: clock.now)
+        _ = try await store.accept(delivered)
+        _ = try await store.accept(retried)
+        let claimed = try await claim(store, clock)
+        #expect(claimed.count == 2)
+        let failure = DeadLetter.Attempt(at: clock.now, status: 503, error: nil)
+        try await store.finish([
+            .delivered(id: claimed[0].id),
+            .retry(id: claimed[1].id, attempts: [failure], nextAttemptAt: clock.now.addingTimeInterval(30)),
+        ])
+        #expect(try await store.depth(consumer: "orders") == 1)
+        // Not due yet, unless probing (which ignores the schedule).
+        #expect(try await claim(store, clock).isEmpty)
+        let probe = try await claim(store, clock, limit: 1, probe: true)
+        #expect(probe.map(\.eventID) == [retried.id])
+        try await store.finish([.retry(id: probe[0].id, attempts: [failure], nextAttemptAt: clock.now.addingTimeInterval(30))])
+        clock.advance(by: 30)
+        let again = try await claim(store, clock)
+        #expect(again.map(\.eventID) == [retried.id])
+        #expect(again.first?.attempts.map(\.status) == [503])
+    }
+
+    func laterEventsOfAnOrderWaitForEarlierOnes() async throws {
+        let clock = ManualClock()
+        let store = try makeStore({ clock.now }, .seconds(72 * 3_600))
+        let a1 = event("a1", order: "A", at: clock.now)
+        let a2 = event("a2", order: "A", at: clock.now)
+        let b1 = event("b1", order: "B", at: clock.now)
+        let a3 = event("a3", order: "A", at: clock.now)
+        for item in [a1, a2, b1, a3] { _ = try await store.accept(item) }
+
+        // Only the first of each order is deliverable.
+        let first = try await claim(store, clock)
+        #expect(first.map(\.eventID) == [a1.id, b1.id])
+        // A retry of a1 still holds a2 back, even when it is not due.
+        try await store.finish([.retry(id: first[0].id, attempts: [], nextAttemptAt: clock.now.addingTimeInterval(60))])
+        #expect(try await claim(store, clock).isEmpty)
+        // Once a1 is a dead letter, a2 goes (a dead letter does not block its order forever).
+        clock.advance(by: 60)
+        let retry = try await claim(store, clock)
+        #expect(retry.map(\.eventID) == [a1.id])
+        try await store.finish([.deadLetter(id: retry[0].id, attempts: [], reason: "max attempts", at: clock.now)])
+        let next = try await claim(store, clock)
+        #expect(next.map(\.eventID) == [a2.id])
+        try await store.finish([.delivered(id: next[0].id)])
+        #expect(try await claim(store, clock).map(\.eventID) == [a3.id])
+        // Other consumers of the same order have their own sequence.
+        #expect(try await store.claim(consumer: "analytics", limit: 10, now: clock.now, leaseUntil: clock.now, ignoringSchedule: false).isEmpty)
+    }
+
+    func deadLettersCarryTheirLineUntilWritten() async throws {
+        let clock = ManualClock()
+        let store = try makeStore({ clock.now }, .seconds(72 * 3_600))
+        let body = "{\"event\":\"x\",\"content\":\"caf\u{e9}\"}"
+        let item = event("dl", order: "O", at: clock.now, body: body)
+        _ = try await store.accept(item)
+        let claimed = try await claim(store, clock)
+        let attempts = [
+            DeadLetter.Attempt(at: clock.now, status: nil, error: "connection refused"),
+            DeadLetter.Attempt(at: clock.now.addingTimeInterval(1), status: 500, error: nil),
+        ]
+        clock.advance(by: 2)
+        try await store.finish([.deadLetter(id: claimed[0].id, attempts: attempts, reason: "max attempts", at: clock.now)])
+        // Still counted in the queue until its line is durable.
+        #expect(try await store.depth(consumer: "orders") == 1)
+        #expect(try await claim(store, clock).isEmpty)
+        let waiting = try await store.deadLettersToWrite(limit: 10)
+        #expect(waiting.count == 1)
+        let line = try #require(waiting.first?.deadLetter)
+        #expect(line.id.hasPrefix("dl_"))
+        #expect(line.eventID == item.id)
+        #expect(line.consumer == "orders")
+        #expect(line.reason == "max attempts")
+        #expect(line.attempts.map(\.status) == [nil, 500])
+        #expect(line.attempts.map(\.error) == ["connection refused", nil])
+        #expect(line.bodyBytes == Data(body.utf8))
+        #expect(line.headers["tiktok-signature"] == "t=1,s=00")
+        #expect(abs(line.deadLetteredAt.timeIntervalSince(clock.now)) < 0.001)
+        // Read twice (a crash before it was dequeued): the same id.
+        #expect(try await store.deadLettersToWrite(limit: 10).first?.deadLetter.id == line.id)
+        try await store.markDeadLettered(deliveryIDs: waiting.map(\.deliveryID))
+        #expect(try await store.deadLettersToWrite(limit: 10).isEmpty)
+        #expect(try await store.depth(consumer: "orders") == 0)
+    }
+
+    func eventsStoredAsDeadLettersSkipTheQueue() async throws {
+        let clock = ManualClock()
+        let store = try makeStore({ clock.now }, .seconds(72 * 3_600))
+        var item = Self.event(key: "u", consumers: ["_unparsed"], at: clock.now)
+        item.deadLetterReason = "not an envelope"
+        _ = try await store.accept(item)
+        #expect(try await store.claim(consumer: "_unparsed", limit: 5, now: clock.now, leaseUntil: clock.now, ignoringSchedule: true).isEmpty)
+        let waiting = try await store.deadLettersToWrite(limit: 10)
+        #expect(waiting.map(\.deadLetter.reason) == ["not an envelope"])
+        #expect(waiting.map(\.deadLetter.consumer) == ["_unparsed"])
+        #expect(waiting.first?.deadLetter.attempts == [])
+    }
+
+    func replayQueuesOnceUnlessForced() async throws {
+        let clock = ManualClock()
+        let store = try makeStore({ clock.now }, .seconds(72 * 3_600))
+        let item = event("rp", order: "R", at: clock.now)
+        _ = try await store.accept(item)
+        let claimed = try await claim(store, clock)
+        try await store.finish([.deadLetter(id: claimed[0].id, attempts: [], reason: "not retryable: status 400", at: clock.now)])
+        let waiting = try await store.deadLettersToWrite(limit: 10)
+        try await store.markDeadLettered(deliveryIDs: waiting.map(\.deliveryID))
+        let deadLetter = try #require(waiting.first?.deadLetter)
+
+        let dry = try await store.replay([deadLetter], consumer: "orders", force: false, dryRun: true, now: clock.now)
+        #expect(dry == ReplayResult(replayed: [deadLetter.id], skipped: []))
+        #expect(try await store.depth(consumer: "orders") == 0)
+        #expect(try await store.replayTimes(consumer: "orders").isEmpty)
+
+        let first = try await store.replay([deadLetter], consumer: "orders", force: false, dryRun: false, now: clock.now)
+        #expect(first == ReplayResult(replayed: [deadLetter.id], skipped: []))
+        let requeued = try await claim(store, clock)
+        #expect(requeued.map(\.eventID) == [item.id])  // the original id: the same webhook-id
+        #expect(requeued.first?.attempts == [])
+        #expect(requeued.first?.body == item.body)
+        #expect(try await store.replayTimes(consumer: "orders")[deadLetter.id] != nil)
+
+        let second = try await store.replay([deadLetter], consumer: "orders", force: false, dryRun: false, now: clock.now)
+        #expect(second == ReplayResult(replayed: [], skipped: [deadLetter.id]))
+        let forced = try await store.replay([deadLetter], consumer: "orders", force: true, dryRun: false, now: clock.now)
+        #expect(forced == ReplayResult(replayed: [deadLetter.id], skipped: []))
+        #expect(try await store.depth(consumer: "orders") == 2)
+    }
+
+    func replayStoresTheEventAgainIfItIsGone() async throws {
+        let clock = ManualClock()
+        let store = try makeStore({ clock.now }, .seconds(72 * 3_600))
+        let deadLetter = DeadLetter(
+            id: "dl_01TESTREPLAYFROMLINE000000",
+            eventID: "evt_01TESTREPLAYFROMLINE00000",
+            consumer: "orders",
+            source: "tiktok",
+            eventType: "minis.trade_order.redeem.success",
+            dedupKey: "tiktok:minis.trade_order.redeem.success:9",
+            receivedAt: clock.now,
+            deadLetteredAt: clock.now,
+            reason: "max attempts",
+            attempts: [],
+            headers: ["tiktok-signature": "t=1,s=00"],
+            body: Data([0xFF, 0x00, 0x7B])
+        )
+        let result = try await store.replay([deadLetter], consumer: "orders", force: false, dryRun: false, now: clock.now)
+        #expect(result.replayed == [deadLetter.id])
+        let claimed = try await claim(store, clock)
+        #expect(claimed.map(\.eventID) == [deadLetter.eventID])
+        #expect(claimed.first?.body == Data([0xFF, 0x00, 0x7B]))
+        #expect(claimed.first?.dedupKey == deadLetter.dedupKey)
+    }
+
+    func runDeliveryQueueSuite() async throws {
+        try await leasesHideClaimedDeliveriesUntilFinishedOrExpired()
+        try await outcomesAreRecorded()
+        try await laterEventsOfAnOrderWaitForEarlierOnes()
+        try await deadLettersCarryTheirLineUntilWritten()
+        try await eventsStoredAsDeadLettersSkipTheQueue()
+        try await replayQueuesOnceUnlessForced()
+        try await replayStoresTheEventAgainIfItIsGone()
+    }
+}
