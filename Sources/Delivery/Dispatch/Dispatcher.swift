@@ -68,11 +68,12 @@ public final class Dispatcher: Service, Sendable {
         logger: Logger,
         now: @escaping @Sendable () -> Date = { Date() },
         pollInterval: Duration = .seconds(1),
+        connectTimeout: Duration = .seconds(5),
         onDeadLetterDecided: @escaping @Sendable () -> Void
     ) {
         var configuration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
-            timeout: .init(connect: .seconds(5)),
+            timeout: .init(connect: .milliseconds(connectTimeout.milliseconds)),
             connectionPool: .init(
                 idleTimeout: .seconds(60),
                 concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, consumers.map(\.concurrency).max() ?? 8)
