@@ -70,6 +70,7 @@ struct GatewayMetrics: DispatchObserver, Sendable {
                 label: "webhook_gateway_delivery_latency_seconds", dimensions: [("consumer", consumer)], factory: factory)
             pausedGauges[consumer] = Gauge(
                 label: "webhook_gateway_consumer_paused", dimensions: [("consumer", consumer)], factory: factory)
+            pausedGauges[consumer]?.record(0)
         }
         self.latencies = latencies
         self.pausedGauges = pausedGauges

@@ -75,6 +75,9 @@ struct AdminTests {
         metrics.request(source: "tiktok", outcome: .tooLarge)
         metrics.queueDepth(consumer: "orders", depth: 7)
         metrics.deadLettered(consumer: "orders", count: 2)
+        metrics.delivered(consumer: "orders", latency: .milliseconds(30))
+        metrics.retried(consumer: "orders")
+        metrics.pauseChanged(consumer: "orders", paused: true)
         try await makeApplication(state: GatewayState(store: fixture.store), registry: registry).test(.router) { client in
             try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer \(Self.token)"]) { response in
                 #expect(response.status == .ok)
@@ -85,6 +88,11 @@ struct AdminTests {
                 #expect(text.contains(#"webhook_gateway_queue_depth{consumer="orders"} 7"#))
                 #expect(text.contains(#"webhook_gateway_dead_letters_total{consumer="orders"} 2"#))
                 #expect(text.contains(#"webhook_gateway_deliveries_total{consumer="orders",outcome="dead_lettered"} 2"#))
+                #expect(text.contains(#"webhook_gateway_deliveries_total{consumer="orders",outcome="delivered"} 1"#))
+                #expect(text.contains(#"webhook_gateway_deliveries_total{consumer="orders",outcome="retried"} 1"#))
+                #expect(text.contains(#"webhook_gateway_delivery_latency_seconds_bucket{consumer="orders",le="0.05"} 1"#))
+                #expect(text.contains(#"webhook_gateway_delivery_latency_seconds_bucket{consumer="orders",le="0.025"} 0"#))
+                #expect(text.contains(#"webhook_gateway_consumer_paused{consumer="orders"} 1"#))
             }
         }
     }
