@@ -73,7 +73,12 @@ final class GatewayProcess: @unchecked Sendable {
     }
 
     /// Writes a configuration for one tiktok source and one consumer into `directory`.
-    static func writeConfig(in directory: URL, secret: String) throws -> String {
+    static func writeConfig(
+        in directory: URL,
+        secret: String,
+        consumerURL: String = "http://127.0.0.1:9/",
+        consumerSettings: String = ""
+    ) throws -> String {
         let config = """
             {
               "listen": { "host": "127.0.0.1", "port": 0 },
@@ -81,7 +86,7 @@ final class GatewayProcess: @unchecked Sendable {
               "storage": { "path": "gateway.sqlite" },
               "deadLetters": { "directory": "dead-letters" },
               "sources": [ { "name": "tiktok", "path": "/webhooks/tiktok", "scheme": "tiktok", "secrets": ["\(secret)"] } ],
-              "consumers": [ { "name": "orders", "url": "http://127.0.0.1:9/", "signingSecret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" } ]
+              "consumers": [ { "name": "orders", "url": "\(consumerURL)", "signingSecret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"\(consumerSettings) } ]
             }
             """
         let path = directory.appendingPathComponent("config.json").path

@@ -185,7 +185,12 @@ struct AdminClient {
     }
 
     let access: AdminAccess
-    let client = HTTPClient(eventLoopGroupProvider: .singleton)
+    // A gateway that is not running is reported quickly (the pool retries refused connections
+    // until the connect timeout).
+    let client = HTTPClient(
+        eventLoopGroupProvider: .singleton,
+        configuration: .init(timeout: .init(connect: .seconds(2)))
+    )
 
     init(access: AdminAccess) {
         self.access = access
