@@ -11,13 +11,36 @@ import NIOHTTPTypes
 /// - A response that says `Connection: close` (the 413 for an oversized body does) closes the
 ///   connection once written. Otherwise the server would read, and throw away, the rest of an
 ///   oversized upload, however large, before the connection could be used again.
+///
+///   The close lingers, as nginx's does: first only the sending side is shut (the client sees the
+///   response, then end of stream), and what the client still sends is read and thrown away for
+///   at most ``lingerTime`` or ``lingerBytes``, then the connection is closed. Closing at once,
+///   with unread upload bytes in the socket, makes the kernel answer with a reset, which can
+///   destroy the response before the client has read it.
 final class IngressConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
 
+    static let lingerTime: TimeAmount = .seconds(2)
+    static let lingerBytes = 8 << 20
+
     private var closeAfterResponse = false
+    /// Set once the closing response is written: inbound parts are discarded.
+    private var lingering = false
+    private var discardedBytes = 0
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard lingering else {
+            context.fireChannelRead(data)
+            return
+        }
+        if case .body(let buffer) = unwrapInboundIn(data) {
+            discardedBytes += buffer.readableBytes
+            if discardedBytes > Self.lingerBytes { context.close(promise: nil) }
+        }
+    }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch unwrapOutboundIn(data) {
@@ -31,10 +54,17 @@ final class IngressConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
                 context.write(data, promise: promise)
                 return
             }
+            lingering = true
             let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
             context.writeAndFlush(data).whenComplete { result in
                 promise?.completeWith(result)
-                boundContext.value.close(promise: nil)
+                let context = boundContext.value
+                context.close(mode: .output).whenFailure { _ in
+                    boundContext.value.close(promise: nil)
+                }
+                context.eventLoop.scheduleTask(in: Self.lingerTime) {
+                    boundContext.value.close(promise: nil)
+                }
             }
         }
     }
