@@ -33,6 +33,8 @@ struct Gateway {
     ///
     /// - Parameter onListening: called once both listeners are bound.
     func run(onListening: @escaping @Sendable (Addresses) async -> Void = { _ in }) async throws {
+        let lock = try InstanceLock(path: configuration.storage.path + ".lock")
+        defer { withExtendedLifetime(lock) {} }
         let store = try SQLiteStore(
             configuration: .init(path: configuration.storage.path, dedupRetention: configuration.dedupRetention),
             logger: logger,

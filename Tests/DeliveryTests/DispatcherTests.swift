@@ -321,6 +321,40 @@ struct DispatcherTests {
         #expect(harness.observer.snapshot.delivered == 20)
     }
 
+    @Test func aConsumerThatRefusedConnectionsIsResumedSoonAfterItIsBack() async throws {
+        // Take a free port, then stop listening on it: connections are refused.
+        let first = try await ScriptedConsumer.start()
+        let port = first.port
+        await first.stop()
+        let placeholder = try await ScriptedConsumer.start()
+        let harness = try DispatchHarness(
+            retry: RetryPolicy(maxAttempts: 1_000, initialDelay: .milliseconds(50), maxDelay: .milliseconds(200)),
+            concurrency: 4,
+            pauseAfterFailures: 8,
+            url: "http://127.0.0.1:\(port)/hook",
+            consumer: placeholder
+        )
+        for index in 0..<10 { try await harness.ingest(order: "r\(index)") }
+        harness.start()
+        // Down long enough for the connection pool to back off reconnecting for seconds.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while harness.observer.snapshot.retried < 16 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(harness.dispatcher?.isPaused(consumer: "orders") == true)
+        let back = try await ScriptedConsumer.start(port: port)
+        let cameBack = ContinuousClock.now
+        // The probe connects afresh (not through the pool that is backing off), so the queue
+        // resumes within a probe interval or two.
+        #expect(try await harness.waitUntilDrained(timeout: .seconds(20)))
+        let resumedAfter = ContinuousClock.now - cameBack
+        #expect(resumedAfter < .seconds(2), "resumed \(resumedAfter) after the consumer came back")
+        #expect(Set(back.received.map(\.webhookID)).count == 10)
+        try await harness.stop()
+        await back.stop()
+        await placeholder.stop()
+    }
+
     @Test func deliveriesThatCompletedAreNotSentAgainAfterAGracefulRestart() async throws {
         let consumer = try await ScriptedConsumer.start()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wg-restart-\(UUID().uuidString)")

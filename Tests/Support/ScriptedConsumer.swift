@@ -51,7 +51,7 @@ public final class ScriptedConsumer: Sendable {
     }
 
     /// Starts a consumer on a free loopback port; its URL is ``url``.
-    public static func start(handler: @escaping Handler = { _ in .status(200) }) async throws -> ScriptedConsumer {
+    public static func start(port: Int = 0, handler: @escaping Handler = { _ in .status(200) }) async throws -> ScriptedConsumer {
         let consumer = ScriptedConsumer(handler: handler)
         let router = Router()
         router.post("/hook") { request, _ in
@@ -65,7 +65,7 @@ public final class ScriptedConsumer: Sendable {
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let app = Application(
             router: router,
-            configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: nil),
+            configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: nil),
             onServerRunning: { portContinuation.yield($0.localAddress?.port ?? 0) }
         )
         consumer.task.withLock { $0 = Task { try await app.runService(gracefulShutdownSignals: []) } }

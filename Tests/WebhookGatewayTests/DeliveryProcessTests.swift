@@ -160,6 +160,10 @@ struct DeliveryProcessTests {
         #expect(!wrongToken.errors.contains("not-the-admin-token"))
         let unreachable = try Self.runCLI(["dead-letters", "list", "--config", config, "--admin-url", "http://127.0.0.1:1"])
         #expect(unreachable.status != 0)
+        // A second gateway on the same store refuses to start (it would release the first one's leases).
+        let second = try Self.runCLI(["serve", "--config", config])
+        #expect(second.status != 0)
+        #expect(second.errors.contains("another webhook-gateway is serving this store"))
         let unknown = try Self.runCLI(["dead-letters", "replay"] + admin + ["--consumer", "billing"])
         #expect(unknown.status != 0)
         #expect(unknown.errors.contains("billing"))

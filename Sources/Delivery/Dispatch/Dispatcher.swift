@@ -58,7 +58,6 @@ public protocol DispatchObserver: Sendable {
 public final class Dispatcher: Service, Sendable {
     let workers: [String: ConsumerWorker]
     let store: any DeliveryQueue
-    let client: HTTPClient
     let logger: Logger
 
     public init(
@@ -71,17 +70,15 @@ public final class Dispatcher: Service, Sendable {
         connectTimeout: Duration = .seconds(5),
         onDeadLetterDecided: @escaping @Sendable () -> Void
     ) {
-        var configuration = HTTPClient.Configuration(
-            redirectConfiguration: .disallow,
-            timeout: .init(connect: .milliseconds(connectTimeout.milliseconds)),
-            connectionPool: .init(
-                idleTimeout: .seconds(60),
-                concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, consumers.map(\.concurrency).max() ?? 8)
+        let makeClient: @Sendable (Int) -> HTTPClient = { concurrency in
+            var configuration = HTTPClient.Configuration(
+                redirectConfiguration: .disallow,
+                timeout: .init(connect: .milliseconds(connectTimeout.milliseconds)),
+                connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: concurrency)
             )
-        )
-        configuration.httpVersion = .http1Only
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        self.client = client
+            configuration.httpVersion = .http1Only
+            return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        }
         self.store = store
         self.logger = logger
         var workers: [String: ConsumerWorker] = [:]
@@ -89,7 +86,7 @@ public final class Dispatcher: Service, Sendable {
             workers[endpoint.name] = ConsumerWorker(
                 endpoint: endpoint,
                 store: store,
-                client: client,
+                makeClient: { makeClient(endpoint.concurrency) },
                 observer: observer,
                 logger: logger,
                 now: now,
@@ -131,19 +128,22 @@ public final class Dispatcher: Service, Sendable {
         } onGracefulShutdown: {
             for worker in workers { worker.stop() }
         }
-        try await client.shutdown()
+        for worker in workers {
+            try? await worker.client.withLock { $0 }.shutdown()
+        }
     }
 }
 
 /// The delivery loop of one consumer.
 ///
 /// All decisions (how many to lease, pause, probe) are made by one loop that owns the state and
-/// reacts to signals: a wake-up (new deliveries), a finished attempt, a timer tick (a retry came
-/// due, or a poll), or stop.
+/// reacts to signals: a wake-up (new deliveries, or finished attempts), a timer tick (a retry
+/// came due, or a poll), or stop. Finished attempts leave their reports in a list that the loop
+/// takes whole, so that while one lease transaction commits, every delivery that finishes in the
+/// meantime is replaced by the next one: leases are taken in batches, not one by one.
 final class ConsumerWorker: Sendable {
     enum Signal: Sendable {
         case wake
-        case finished(AttemptReport)
         case tick
         case stop
     }
@@ -178,7 +178,12 @@ final class ConsumerWorker: Sendable {
 
     let endpoint: ConsumerEndpoint
     let store: any DeliveryQueue
-    let client: HTTPClient
+    /// The consumer's connection pool. A probe of a paused consumer connects with a new pool
+    /// (a pool that saw many failed connects backs off reconnecting for up to a minute, which
+    /// would make the probe fail long after the consumer is back); when the probe succeeds, its
+    /// pool replaces this one.
+    let client: Mutex<HTTPClient>
+    let makeClient: @Sendable () -> HTTPClient
     let observer: any DispatchObserver
     let logger: Logger
     let now: @Sendable () -> Date
@@ -188,12 +193,14 @@ final class ConsumerWorker: Sendable {
     let continuation: AsyncStream<Signal>.Continuation
     /// Whether a wake-up is queued already (wake-ups are coalesced).
     let wakePending = Atomic<Bool>(false)
+    /// Reports of finished attempts, not yet seen by the loop.
+    let reports = Mutex<[AttemptReport]>([])
     let paused = Atomic<Bool>(false)
 
     init(
         endpoint: ConsumerEndpoint,
         store: any DeliveryQueue,
-        client: HTTPClient,
+        makeClient: @escaping @Sendable () -> HTTPClient,
         observer: any DispatchObserver,
         logger: Logger,
         now: @escaping @Sendable () -> Date,
@@ -202,7 +209,8 @@ final class ConsumerWorker: Sendable {
     ) {
         self.endpoint = endpoint
         self.store = store
-        self.client = client
+        self.client = Mutex(makeClient())
+        self.makeClient = makeClient
         self.observer = observer
         var logger = logger
         logger[metadataKey: "consumer"] = "\(endpoint.name)"
@@ -238,6 +246,12 @@ final class ConsumerWorker: Sendable {
                 armTimer(&state)
                 guard let signal = await iterator.next() else { break }
                 handle(signal, &state)
+                for report in reports.withLock({ reports in
+                    defer { reports.removeAll(keepingCapacity: true) }
+                    return reports
+                }) {
+                    handle(report, &state)
+                }
             }
             state.timer?.cancel()
         }
@@ -282,7 +296,8 @@ final class ConsumerWorker: Sendable {
                 }
                 group.addTask {
                     let report = await self.attempt(delivery, isProbe: isProbe)
-                    self.continuation.yield(.finished(report))
+                    self.reports.withLock { $0.append(report) }
+                    self.wake()
                 }
             }
             if claimed.count < capacity || isProbe { return }
@@ -331,41 +346,43 @@ final class ConsumerWorker: Sendable {
         case .stop:
             state.stopping = true
             state.timer?.cancel()
-        case .finished(let report):
-            state.inFlight -= 1
-            guard case .answered(let outcome) = report.result else { return }
-            switch outcome {
-            case .delivered, .permanent:
-                // The consumer is up (a refusal of one event says nothing about the others).
-                state.consecutiveFailures = 0
-                if state.paused {
-                    state.paused = false
-                    state.failedProbes = 0
-                    paused.store(false, ordering: .relaxed)
-                    observer.pauseChanged(consumer: endpoint.name, paused: false)
-                    logger.notice("consumer answered a probe; resuming its queue")
-                }
-            case .retryable:
-                state.consecutiveFailures += 1
-                if let next = report.nextAttemptAt {
-                    state.earliestRetry = min(state.earliestRetry ?? next, next)
-                }
-                if state.paused {
-                    if report.wasProbe {
-                        state.failedProbes += 1
-                        scheduleProbe(&state, retryAfter: report.retryAfter)
-                    }
-                } else if state.consecutiveFailures >= endpoint.pauseAfterFailures {
-                    state.paused = true
-                    state.failedProbes = 1
-                    paused.store(true, ordering: .relaxed)
+        }
+    }
+
+    private func handle(_ report: AttemptReport, _ state: inout LoopState) {
+        state.inFlight -= 1
+        guard case .answered(let outcome) = report.result else { return }
+        switch outcome {
+        case .delivered, .permanent:
+            // The consumer is up (a refusal of one event says nothing about the others).
+            state.consecutiveFailures = 0
+            if state.paused {
+                state.paused = false
+                state.failedProbes = 0
+                paused.store(false, ordering: .relaxed)
+                observer.pauseChanged(consumer: endpoint.name, paused: false)
+                logger.notice("consumer answered a probe; resuming its queue")
+            }
+        case .retryable:
+            state.consecutiveFailures += 1
+            if let next = report.nextAttemptAt {
+                state.earliestRetry = min(state.earliestRetry ?? next, next)
+            }
+            if state.paused {
+                if report.wasProbe {
+                    state.failedProbes += 1
                     scheduleProbe(&state, retryAfter: report.retryAfter)
-                    observer.pauseChanged(consumer: endpoint.name, paused: true)
-                    logger.warning(
-                        "consumer paused after consecutive failures; probing with one delivery at a time",
-                        metadata: ["failures": "\(state.consecutiveFailures)"]
-                    )
                 }
+            } else if state.consecutiveFailures >= endpoint.pauseAfterFailures {
+                state.paused = true
+                state.failedProbes = 1
+                paused.store(true, ordering: .relaxed)
+                scheduleProbe(&state, retryAfter: report.retryAfter)
+                observer.pauseChanged(consumer: endpoint.name, paused: true)
+                logger.warning(
+                    "consumer paused after consecutive failures; probing with one delivery at a time",
+                    metadata: ["failures": "\(state.consecutiveFailures)"]
+                )
             }
         }
     }
@@ -399,6 +416,21 @@ final class ConsumerWorker: Sendable {
         var status: Int?
         var failure: String?
         var retryAfter: Duration?
+        let client = isProbe ? makeClient() : self.client.withLock { $0 }
+        defer {
+            if isProbe {
+                if let status, AttemptClass(status: status) != .retryable {
+                    // The consumer is back: keep the fresh pool, drop the old one.
+                    let old = self.client.withLock { current in
+                        defer { current = client }
+                        return current
+                    }
+                    Task { try? await old.shutdown() }
+                } else {
+                    Task { try? await client.shutdown() }
+                }
+            }
+        }
         do {
             let response = try await client.execute(request, timeout: .milliseconds(endpoint.timeout.milliseconds))
             status = Int(response.status.code)
