@@ -95,7 +95,8 @@ extension StoreConformance {
         try await store.finish([.delivered(id: next[0].id)])
         #expect(try await claim(store, clock).map(\.eventID) == [a3.id])
         // Other consumers of the same order have their own sequence.
-        #expect(try await store.claim(consumer: "analytics", limit: 10, now: clock.now, leaseUntil: clock.now, ignoringSchedule: false).isEmpty)
+        #expect(
+            try await store.claim(consumer: "analytics", limit: 10, now: clock.now, leaseUntil: clock.now, ignoringSchedule: false).isEmpty)
     }
 
     func deadLettersCarryTheirLineUntilWritten() async throws {
@@ -139,7 +140,8 @@ extension StoreConformance {
         var item = Self.event(key: "u", consumers: ["_unparsed"], at: clock.now)
         item.deadLetterReason = "not an envelope"
         _ = try await store.accept(item)
-        #expect(try await store.claim(consumer: "_unparsed", limit: 5, now: clock.now, leaseUntil: clock.now, ignoringSchedule: true).isEmpty)
+        #expect(
+            try await store.claim(consumer: "_unparsed", limit: 5, now: clock.now, leaseUntil: clock.now, ignoringSchedule: true).isEmpty)
         let waiting = try await store.deadLettersToWrite(limit: 10)
         #expect(waiting.map(\.deadLetter.reason) == ["not an envelope"])
         #expect(waiting.map(\.deadLetter.consumer) == ["_unparsed"])

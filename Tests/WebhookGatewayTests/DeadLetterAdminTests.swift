@@ -55,7 +55,8 @@ struct DeadLetterAdminTests {
                 store: store, writer: DeadLetterWriter(directory: fixture.directory.appendingPathComponent("dead-letters").path),
                 logger: Logger(label: "test"))
             #expect(await service.drain())
-            deadLetters = DeadLetterWriter(directory: fixture.directory.appendingPathComponent("dead-letters").path)
+            deadLetters =
+                DeadLetterWriter(directory: fixture.directory.appendingPathComponent("dead-letters").path)
                 .read(consumer: "orders").deadLetters
         }
 
@@ -99,7 +100,8 @@ struct DeadLetterAdminTests {
         let setup = try await Setup(count: 3)
         try await setup.application().test(.router) { client in
             try await client.execute(uri: "/admin/dead-letters?consumer=orders", method: .get) { #expect($0.status == .unauthorized) }
-            try await client.execute(uri: "/admin/dead-letters/replay", method: .post, body: ByteBuffer(string: #"{"consumer":"orders"}"#)) {
+            try await client.execute(uri: "/admin/dead-letters/replay", method: .post, body: ByteBuffer(string: #"{"consumer":"orders"}"#))
+            {
                 #expect($0.status == .unauthorized)
             }
             let items = try await Self.list(client, "consumer=orders")

@@ -134,21 +134,41 @@ struct DeliveryProcessTests {
         #expect(dryRun.status == 0, "\(dryRun.errors)")
         #expect(dryRun.output.components(separatedBy: "would replay dl_").count - 1 == 3)
         #expect(dryRun.output.hasSuffix("replayed 3, skipped 0\n"))
+
+        // Replayed while the consumer still refuses: it fails again and becomes a new line.
+        let failedAgain = try Self.runCLI(["dead-letters", "replay"] + admin + ["--consumer", "orders", "--id", firstLetter])
+        #expect(failedAgain.output.hasSuffix("replayed 1, skipped 0\n"), "\(failedAgain.output)")
+        let deadline = ContinuousClock.now + .seconds(20)
+        var relisted: [[String: Any]] = []
+        while ContinuousClock.now < deadline && relisted.count < 4 {
+            let output = try Self.runCLI(["dead-letters", "list", "--json"] + admin).output
+            relisted =
+                (try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])?["deadLetters"] as? [[String: Any]] ?? []
+            if relisted.count < 4 { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(relisted.count == 4)
+        let newest = try #require(relisted.first)
+        #expect(newest["eventId"] as? String == letters.last?["eventId"] as? String)
+        #expect(newest["id"] as? String != firstLetter)
+        #expect(newest["replayed"] as? Bool == false)
+        #expect(relisted.first { $0["id"] as? String == firstLetter }?["replayed"] as? Bool == true)
         let sentBefore = consumer.received.count
 
+        // Fixed consumer: everything not replayed yet (the two others and the new line) goes again.
         accepting.store(true, ordering: .relaxed)
         let replay = try Self.runCLI(["dead-letters", "replay"] + admin + ["--consumer", "orders"])
         #expect(replay.status == 0, "\(replay.errors)")
-        #expect(replay.output.hasSuffix("replayed 3, skipped 0\n"))
+        #expect(replay.output.hasSuffix("replayed 3, skipped 1\n"), "\(replay.output)")
         // Delivered again with the original webhook-id.
         let eventIDs = Set(ids)
-        #expect(await consumer.wait { received in
-            Set(received.dropFirst(sentBefore).filter { $0.headers["webhook-attempt"] == "1" }.map(\.webhookID)) == eventIDs
-        })
+        #expect(
+            await consumer.wait { received in
+                Set(received.dropFirst(sentBefore).filter { $0.headers["webhook-attempt"] == "1" }.map(\.webhookID)) == eventIDs
+            })
         #expect(try await Self.waitForEmptyQueue(gateway))
 
         let again = try Self.runCLI(["dead-letters", "replay"] + admin + ["--consumer", "orders"])
-        #expect(again.output.hasSuffix("replayed 0, skipped 3\n"))
+        #expect(again.output.hasSuffix("replayed 0, skipped 4\n"))
         let forced = try Self.runCLI(["dead-letters", "replay"] + admin + ["--consumer", "orders", "--id", firstLetter, "--force"])
         #expect(forced.output.hasSuffix("replayed 1, skipped 0\n"))
 

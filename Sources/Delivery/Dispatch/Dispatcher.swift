@@ -77,6 +77,8 @@ public final class Dispatcher: Service, Sendable {
                 connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: concurrency)
             )
             configuration.httpVersion = .http1Only
+            // No distributed tracing: a span per delivery costs CPU and nothing consumes it.
+            configuration.tracing.tracer = nil
             return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         }
         self.store = store
