@@ -135,9 +135,25 @@ stop_gateway() {
     wait "$GW_PID" || true
     GW_PID=
 }
-ingest_all() { # sends every signed request once
+ingest_all() { # sends every signed request once (wrk runs for its duration, so it is stopped here)
+    local total accepted last_change previous=-1
+    total=$(wc -l < "$WORK/requests.txt")
     wrk -t"$THREADS" -c64 -d600s -s Benchmarks/delivery/count.lua "http://127.0.0.1:$GW_PORT/webhooks/tiktok" \
-        -- "$WORK/requests.txt" "$THREADS" | grep '^RESULT'
+        -- "$WORK/requests.txt" "$THREADS" > "$WORK/wrk.out" &
+    local wrk_pid=$! started
+    started=$(now_ms)
+    last_change=$(date +%s)
+    while true; do
+        sleep 0.2
+        accepted=$(metric 'webhook_gateway_requests_total{source="tiktok",outcome="accepted"}')
+        [ "${accepted:-0}" -ge "$total" ] && break
+        if [ "${accepted:-0}" != "$previous" ]; then previous=$accepted; last_change=$(date +%s); fi
+        [ $(($(date +%s) - last_change)) -ge 3 ] && break # wrk lost a request or two; what was accepted counts
+    done
+    local took=$(($(now_ms) - started))
+    kill -INT "$wrk_pid" 2>/dev/null || true
+    wait "$wrk_pid" || true
+    echo "RESULT rps=$(python3 -c "print(round(${accepted:-0} * 1000 / $took))") accepted=${accepted:-0}"
 }
 field() { echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k {print $2}'; }
 

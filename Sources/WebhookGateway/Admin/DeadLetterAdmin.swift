@@ -98,10 +98,26 @@ struct DeadLetterAdmin: Sendable {
             throw Failure.unknownConsumer(consumer)
         }
         // Oldest first, so that a replay keeps the order in which the events were received.
-        let selected = index.load(try entries(consumer: consumer, filter: filter).reversed(), consumer: consumer)
-        let found = Set(selected.map(\.id))
+        let selectedEntries = Array(try entries(consumer: consumer, filter: filter).reversed())
+        let found = Set(selectedEntries.map(\.id))
         let notFound = (filter.ids ?? []).filter { !found.contains($0) }.sorted()
-        let result = try await store.replay(selected, consumer: consumer, force: force, dryRun: dryRun, now: now())
+        let result: ReplayResult
+        if dryRun {
+            // Only ids are needed: no line is read.
+            let replayedBefore = try await store.replayTimes(consumer: consumer)
+            var planned = ReplayResult()
+            for entry in selectedEntries {
+                if !force && replayedBefore[entry.id] != nil {
+                    planned.skipped.append(entry.id)
+                } else {
+                    planned.replayed.append(entry.id)
+                }
+            }
+            result = planned
+        } else {
+            let selected = index.load(selectedEntries, consumer: consumer)
+            result = try await store.replay(selected, consumer: consumer, force: force, dryRun: false, now: now())
+        }
         if !dryRun && !result.replayed.isEmpty { onReplayed(consumer) }
         return ReplayOutcome(result: result, notFound: notFound)
     }
