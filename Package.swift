@@ -80,9 +80,14 @@ let package = Package(
             path: "Tests/Support",
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "SeededRandom",
+            path: "Tests/SeededRandom",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "VerificationTests",
-            dependencies: ["Verification"],
+            dependencies: ["Verification", "SeededRandom"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -102,7 +107,7 @@ let package = Package(
         .testTarget(
             name: "DeliveryTests",
             dependencies: [
-                "Delivery", "Verification", "GatewayTestSupport",
+                "Delivery", "Verification", "GatewayTestSupport", "SeededRandom",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

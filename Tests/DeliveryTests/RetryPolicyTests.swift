@@ -1,20 +1,10 @@
 import Delivery
 import Foundation
+import SeededRandom
 import Testing
 
+/// Jittered delays use a seeded generator (`SplitMix64`), so they are reproducible.
 struct RetryPolicyTests {
-    /// A generator with a fixed sequence, so that jittered delays are reproducible.
-    struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     let policy = RetryPolicy(maxAttempts: 12, initialDelay: .seconds(1), maxDelay: .seconds(60))
 
     @Test func backoffDoublesFromTheInitialDelayUpToTheMaximum() {

@@ -45,7 +45,9 @@ struct StoreConformance<Store: EventStore & DedupStore & DeliveryQueue> {
         #expect(try await store.depth(consumer: "orders") == 1)
         #expect(try await store.depth(consumer: "analytics") == 1)
         #expect(try await store.depth(consumer: "billing") == 0)
-        #expect(try await store.pendingDeliveries(consumer: "orders", limit: 10).map(\.eventID) == [event.id])
+        let claimed = try await store.claim(
+            consumer: "orders", limit: 10, now: clock.now, leaseUntil: clock.now.addingTimeInterval(60), ignoringSchedule: false)
+        #expect(claimed.map(\.eventID) == [event.id])
     }
 
     func duplicatesAnswerTheFirstID() async throws {
@@ -128,11 +130,13 @@ struct StoreConformance<Store: EventStore & DedupStore & DeliveryQueue> {
     func deadLetteredDeliveriesLeaveTheQueue() async throws {
         let clock = ManualClock()
         let store = try makeStore({ clock.now }, .seconds(72 * 3_600))
-        let event = Self.event(key: "k", consumers: ["_unparsed"], at: clock.now)
+        var event = Self.event(key: "k", consumers: ["_unparsed"], at: clock.now)
+        event.deadLetterReason = "not an envelope"
         _ = try await store.accept(event)
-        let pending = try await store.pendingDeliveries(consumer: "_unparsed", limit: 10)
-        #expect(pending.count == 1)
-        try await store.markDeadLettered(deliveryIDs: pending.map(\.id))
+        #expect(try await store.depth(consumer: "_unparsed") == 1)
+        let waiting = try await store.deadLettersToWrite(limit: 10)
+        #expect(waiting.count == 1)
+        try await store.markDeadLettered(deliveryIDs: waiting.map(\.deliveryID))
         #expect(try await store.depth(consumer: "_unparsed") == 0)
         #expect(await store.checkWritable())
     }

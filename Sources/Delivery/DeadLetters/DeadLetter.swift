@@ -127,14 +127,11 @@ public struct DeadLetter: Sendable, Hashable, Codable {
 
     /// `2026-11-24T10:00:00.123Z`: UTC, milliseconds.
     public static func rfc3339(_ date: Date) -> String {
-        date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+        RFC3339.format(date)
     }
 
     /// Reads an RFC 3339 time, with or without fractional seconds.
     public static func parseRFC3339(_ text: String) -> Date? {
-        if let date = try? Date(text, strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true)) {
-            return date
-        }
-        return try? Date(text, strategy: .iso8601)
+        RFC3339.parse(text)
     }
 }

@@ -21,7 +21,9 @@ public final class DeadLetterIndex: Sendable {
     struct FileIndex {
         var identity: FileStamp
         var indexedBytes: Int
+        /// One entry per id: the first line of each.
         var entries: [Entry]
+        var ids: Set<String>
         var unreadableLines: Int
     }
 
@@ -60,7 +62,7 @@ public final class DeadLetterIndex: Sendable {
         let size = Int(info.st_size)
         var index = files.withLock { $0[consumer] }
         if index == nil || index?.identity != stamp || index!.indexedBytes > size {
-            index = FileIndex(identity: stamp, indexedBytes: 0, entries: [], unreadableLines: 0)
+            index = FileIndex(identity: stamp, indexedBytes: 0, entries: [], ids: [], unreadableLines: 0)
         }
         guard var index else { return ([], 0) }
         if index.indexedBytes < size {
@@ -73,9 +75,7 @@ public final class DeadLetterIndex: Sendable {
             }
             files.withLock { $0[consumer] = index }
         }
-        var seen = Set<String>()
-        let unique = index.entries.filter { seen.insert($0.id).inserted }
-        return (unique, index.unreadableLines)
+        return (index.entries, index.unreadableLines)
     }
 
     /// Indexes the complete lines of `data`, which starts at `index.indexedBytes`. A last line
@@ -92,6 +92,12 @@ public final class DeadLetterIndex: Sendable {
                 if length > 0 {
                     let line = Data(bytes: buffer.baseAddress! + start, count: length)
                     if let summary = try? decoder.decode(Summary.self, from: line) {
+                        // A line written again after a crash (same id) is left out.
+                        guard index.ids.insert(summary.id).inserted else {
+                            start = newline + 1
+                            consumed = start
+                            continue
+                        }
                         index.entries.append(
                             Entry(
                                 id: summary.id,

@@ -150,19 +150,8 @@ public struct ReplayResult: Sendable, Hashable {
     }
 }
 
-/// A delivery waiting for its consumer.
-public struct PendingDelivery: Sendable, Hashable {
-    public var id: Int64
-    public var eventID: String
-    public var consumer: String
-    public var attempts: Int
-}
-
 /// The per-consumer queues of pending deliveries.
 public protocol DeliveryQueue: Sendable {
-    /// Pending deliveries of `consumer`, oldest first.
-    func pendingDeliveries(consumer: String, limit: Int) async throws(StoreError) -> [PendingDelivery]
-
     /// How many deliveries of `consumer` have not left the queue (pending, or dead letters whose
     /// line is not written yet).
     func depth(consumer: String) async throws(StoreError) -> Int

@@ -175,16 +175,6 @@ public final class SQLiteStore: EventStore, DedupStore, DeliveryQueue, Sendable 
 
     // MARK: DeliveryQueue
 
-    public func pendingDeliveries(consumer: String, limit: Int) async throws(StoreError) -> [PendingDelivery] {
-        try await read { db in
-            try Row.fetchAll(
-                db,
-                sql: "SELECT id, event_id, consumer, attempts FROM deliveries WHERE consumer = ? AND state = 'pending' ORDER BY id LIMIT ?",
-                arguments: [consumer, limit]
-            ).map { PendingDelivery(id: $0["id"], eventID: $0["event_id"], consumer: $0["consumer"], attempts: $0["attempts"]) }
-        }
-    }
-
     public func depth(consumer: String) async throws(StoreError) -> Int {
         try await read { db in
             try Int.fetchOne(

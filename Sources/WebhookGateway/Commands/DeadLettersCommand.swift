@@ -137,7 +137,7 @@ extension DeadLettersCommand {
         var force = false
 
         /// Ids per request: large replays go in chunks, with progress between them.
-        static let chunkSize = 2_000
+        static let chunkSize = 10_000
 
         func run() async throws {
             let access = try admin.access()
