@@ -1,6 +1,8 @@
 -- wrk script: replays pre-signed requests from a file, each thread its own share, never wrapping
 -- silently (a wrapped run reports it, since repeats would be cheap duplicates).
--- wrk ... -s requests.lua URL -- <requests file> <threads>
+-- wrk ... -s requests.lua URL -- <requests file> <threads> [once]
+-- With "once", each request is sent once and then only the last one is repeated (a cheap
+-- duplicate); wrk still runs for its whole duration, so the caller stops it.
 local threads = {}
 local counter = 0
 
@@ -12,6 +14,7 @@ end
 
 function init(args)
   local file, nthreads = args[1], tonumber(args[2])
+  once = args[3] == "once"
   local path = wrk.path
   requests = {}
   local index = 0
@@ -30,6 +33,10 @@ end
 function request()
   position = position + 1
   if position > #requests then
+    if once then
+      position = #requests
+      return requests[position]
+    end
     position = 1
     wrapped = wrapped + 1
   end

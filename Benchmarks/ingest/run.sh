@@ -11,6 +11,7 @@
 # Needs: wrk, nginx, webhook (apt-get install wrk nginx webhook), python3; builds release binaries.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source Benchmarks/common.sh
 DURATION=${1:-10}
 CONNECTIONS=${2:-64}
 THREADS=2
@@ -33,14 +34,6 @@ echo "signing $COUNT unique events with Python's hmac…" >&2
 python3 Benchmarks/ingest/sign_requests.py tiktok "$COUNT" "$SECRET" > "$WORK/tiktok.txt"
 python3 Benchmarks/ingest/sign_requests.py webhook "$COUNT" "$SECRET" > "$WORK/webhook.txt"
 
-wait_for_port() {
-    for _ in $(seq 1 200); do
-        if (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; then return 0; fi
-        sleep 0.05
-    done
-    echo "nothing listening on $1" >&2
-    exit 1
-}
 
 run_wrk() { # name url requests-file
     local result

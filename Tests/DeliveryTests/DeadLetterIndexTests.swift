@@ -48,4 +48,19 @@ struct DeadLetterIndexTests {
         #expect(index.entries(consumer: "orders").entries.map(\.id) == ["dl_d"])
         #expect(writer.read(consumer: "orders").deadLetters.map(\.id) == ["dl_d"])
     }
+
+    @Test func linesLongerThanAReadSliceAreIndexed() throws {
+        let directory = try TemporaryDirectory()
+        let writer = DeadLetterWriter(directory: directory.path("dead-letters"))
+        let index = DeadLetterIndex(writer: writer)
+        // 9 MB of body: longer than the 4 MB slices the index reads.
+        var big = letter("dl_big")
+        big.body = String(repeating: "x", count: 9 << 20)
+        try writer.append([letter("dl_small"), big, letter("dl_after")], consumer: "orders")
+        let entries = index.entries(consumer: "orders").entries
+        #expect(entries.map(\.id) == ["dl_small", "dl_big", "dl_after"])
+        let loaded = index.load(entries, consumer: "orders")
+        #expect(loaded.map(\.id) == ["dl_small", "dl_big", "dl_after"])
+        #expect(loaded[1].body?.utf8.count == 9 << 20)
+    }
 }

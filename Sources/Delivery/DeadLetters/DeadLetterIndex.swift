@@ -66,10 +66,21 @@ public final class DeadLetterIndex: Sendable {
         }
         guard var index else { return ([], 0) }
         if index.indexedBytes < size {
+            // In slices, so that indexing a large file does not hold all of it in memory; a slice
+            // that holds no complete line (one huge line) is read again, larger.
+            var sliceSize = 4 << 20
             do {
-                try handle.seek(toOffset: UInt64(index.indexedBytes))
-                let data = try handle.read(upToCount: size - index.indexedBytes) ?? Data()
-                extend(&index, with: data)
+                while index.indexedBytes < size {
+                    try handle.seek(toOffset: UInt64(index.indexedBytes))
+                    let data = try handle.read(upToCount: min(sliceSize, size - index.indexedBytes)) ?? Data()
+                    let before = index.indexedBytes
+                    extend(&index, with: data)
+                    if index.indexedBytes == before {
+                        // No newline in the slice: the line is longer, or still being written.
+                        if data.count < sliceSize { break }
+                        sliceSize *= 2
+                    }
+                }
             } catch {
                 // Keep what was indexed; the next call tries again.
             }
