@@ -174,6 +174,18 @@ struct DispatcherTests {
         #expect(try harness.deadLetterLines().isEmpty)
     }
 
+    @Test func concurrencyBoundsTheDeliveriesInFlight() async throws {
+        let consumer = try await ScriptedConsumer.start { _ in ScriptedConsumer.Reply(status: 200, delay: .milliseconds(30)) }
+        let harness = try DispatchHarness(concurrency: 3, consumer: consumer)
+        for index in 0..<24 { try await harness.ingest(order: "p\(index)") }
+        harness.start()
+        #expect(try await harness.waitUntilDrained())
+        try await harness.stop()
+        await consumer.stop()
+        #expect(consumer.received.count == 24)
+        #expect(consumer.maxInFlight == 3)
+    }
+
     @Test func retryAfterIsHonoured() async throws {
         let consumer = try await ScriptedConsumer.start { received in
             received.index == 0 ? ScriptedConsumer.Reply(status: 429, headers: ["retry-after": "1"]) : .status(200)

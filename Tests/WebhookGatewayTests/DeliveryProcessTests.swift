@@ -156,9 +156,12 @@ struct DeliveryProcessTests {
 
         // Fixed consumer: everything not replayed yet (the two others and the new line) goes again.
         accepting.store(true, ordering: .relaxed)
-        let replay = try Self.runCLI(["dead-letters", "replay"] + admin + ["--consumer", "orders"])
+        let replay = try Self.runCLI(["dead-letters", "replay"] + admin + ["--consumer", "orders", "--chunk-size", "2"])
         #expect(replay.status == 0, "\(replay.errors)")
         #expect(replay.output.hasSuffix("replayed 3, skipped 1\n"), "\(replay.output)")
+        // A replay larger than one request shows its progress.
+        #expect(replay.errors.contains("replaying orders: 2/3"))
+        #expect(replay.errors.contains("replaying orders: 3/3"))
         // Delivered again with the original webhook-id.
         let eventIDs = Set(ids)
         #expect(

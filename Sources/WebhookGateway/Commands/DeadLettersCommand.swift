@@ -136,8 +136,12 @@ extension DeadLettersCommand {
         @Flag(name: .long, help: "Replay dead letters that were replayed before, too.")
         var force = false
 
-        /// Ids per request: large replays go in chunks, with progress between them.
-        static let chunkSize = 10_000
+        @Option(name: .long, help: ArgumentHelp("Dead letters per request; progress is shown between requests.", visibility: .hidden))
+        var chunkSize = 10_000
+
+        func validate() throws {
+            guard chunkSize > 0 else { throw ValidationError("--chunk-size must be positive") }
+        }
 
         func run() async throws {
             let access = try admin.access()
@@ -161,9 +165,9 @@ extension DeadLettersCommand {
             var replayed = 0
             var skipped = planned.skipped
             var done = 0
-            let showProgress = ids.count > Self.chunkSize
-            for start in stride(from: 0, to: ids.count, by: Self.chunkSize) {
-                let chunk = Array(ids[start..<min(start + Self.chunkSize, ids.count)])
+            let showProgress = ids.count > chunkSize
+            for start in stride(from: 0, to: ids.count, by: chunkSize) {
+                let chunk = Array(ids[start..<min(start + chunkSize, ids.count)])
                 let answer = try await client.replay(["consumer": consumer, "ids": chunk, "force": force])
                 replayed += answer.replayed
                 skipped += answer.skipped
