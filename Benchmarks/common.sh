@@ -9,3 +9,12 @@ wait_for_port() {
     echo "nothing listening on $1" >&2
     exit 1
 }
+
+# Builds the release binaries the benchmarks run; sets GATEWAY and HELLO to their paths.
+build_binaries() {
+    echo "building release binaries…" >&2
+    swift build -c release --product webhook-gateway >&2
+    swift build -c release --package-path Benchmarks --product HelloHummingbird >&2
+    GATEWAY=$(swift build -c release --show-bin-path)/webhook-gateway
+    HELLO=$(swift build -c release --package-path Benchmarks --show-bin-path)/HelloHummingbird
+}

@@ -47,11 +47,7 @@ for tool in wrk nginx sqlite3 python3 curl; do
     command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install wrk nginx sqlite3 curl)" >&2; exit 1; }
 done
 
-echo "building release binaries…" >&2
-swift build -c release --product webhook-gateway >&2
-swift build -c release --package-path Benchmarks --product HelloHummingbird >&2
-GATEWAY=$(swift build -c release --show-bin-path)/webhook-gateway
-HELLO=$(swift build -c release --package-path Benchmarks --show-bin-path)/HelloHummingbird
+build_binaries
 
 log() { echo "[$(date +%T)] $*" >&2; }
 now_ms() { date +%s%3N; }

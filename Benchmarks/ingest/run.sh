@@ -23,11 +23,7 @@ for tool in wrk nginx webhook python3; do
     command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install wrk nginx webhook)" >&2; exit 1; }
 done
 
-echo "building release binaries…" >&2
-swift build -c release --product webhook-gateway >&2
-swift build -c release --package-path Benchmarks --product HelloHummingbird >&2
-GATEWAY=$(swift build -c release --show-bin-path)/webhook-gateway
-HELLO=$(swift build -c release --package-path Benchmarks --show-bin-path)/HelloHummingbird
+build_binaries
 
 SECRET=bench-tiktok-client-secret
 echo "signing $COUNT unique events with Python's hmac…" >&2
