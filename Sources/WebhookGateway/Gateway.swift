@@ -19,11 +19,19 @@ struct Gateway {
     }
 
     let configuration: GatewayConfiguration
+    /// The file the configuration came from, read again on SIGHUP (`nil`: reloads are refused).
+    let configurationPath: String?
     let logger: Logger
     let now: @Sendable () -> Date
 
-    init(configuration: GatewayConfiguration, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
+    init(
+        configuration: GatewayConfiguration,
+        configurationPath: String? = nil,
+        logger: Logger,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.configuration = configuration
+        self.configurationPath = configurationPath
         self.logger = logger
         self.now = now
     }
@@ -61,9 +69,10 @@ struct Gateway {
             now: now,
             onDeadLetterDecided: { deadLetters.wake() }
         )
+        let live = LiveSettings(configuration: configuration)
         let ingestor = Ingestor(
             store: store,
-            consumers: configuration.consumers,
+            consumers: live.consumers,
             metrics: metrics,
             now: now,
             onStored: { event in
@@ -74,20 +83,30 @@ struct Gateway {
                 }
             }
         )
-        var sources: [String: Ingestor.Source] = [:]
-        for source in configuration.sources {
-            sources[source.path] = Ingestor.Source(name: source.name, verifier: source.verifier)
+        let ingressCertificate = try configuration.listen.tls.map { files throws(ReloadableCertificate.LoadError) in
+            try ReloadableCertificate(files: files)
+        }
+        let adminCertificate = try configuration.admin.tls.map { files throws(ReloadableCertificate.LoadError) in
+            try ReloadableCertificate(files: files)
+        }
+        let rateLimiter = configuration.limits.rateLimit.map {
+            RateLimiter(requestsPerSecond: $0.requestsPerSecond, burst: $0.burst)
         }
 
         let ports = PortCollector(onBoth: onListening)
         let ingress = Application(
             responder: IngressResponder(
-                sources: sources,
+                sources: live.sources,
                 ingestor: ingestor,
                 maxBodyBytes: configuration.maxBodyBytes,
-                metrics: metrics
+                metrics: metrics,
+                rateLimiter: rateLimiter
             ),
-            server: .ingress,
+            server: ListenerProtocol(
+                limits: configuration.limits.connections,
+                certificate: ingressCertificate,
+                extraHandlers: { [IngressConnectionHandler()] }
+            ).serverBuilder(gate: ConnectionGate(limits: configuration.limits.connections)),
             configuration: .init(
                 address: .hostname(configuration.listen.host, port: configuration.listen.port),
                 serverName: nil
@@ -97,7 +116,7 @@ struct Gateway {
         )
         let admin = Application(
             router: AdminRouter.make(
-                token: configuration.admin.token,
+                token: live.adminToken,
                 state: state,
                 deadLetters: DeadLetterAdmin(
                     index: DeadLetterIndex(writer: deadLetterWriter),
@@ -115,6 +134,8 @@ struct Gateway {
                     }
                 }
             ),
+            server: ListenerProtocol(limits: configuration.limits.connections, certificate: adminCertificate)
+                .serverBuilder(gate: ConnectionGate(limits: configuration.limits.connections)),
             configuration: .init(
                 address: .hostname(configuration.admin.host, port: configuration.admin.port),
                 serverName: nil
@@ -122,6 +143,16 @@ struct Gateway {
             onServerRunning: { await ports.admin($0.localAddress?.port ?? 0) },
             logger: logger
         )
+        // Trapped before the listeners are up, so a SIGHUP never falls to the default (exit).
+        let reloader = ConfigurationReloader(
+            path: configurationPath,
+            current: configuration,
+            live: live,
+            certificates: [ingressCertificate, adminCertificate].compactMap { $0 },
+            dispatcher: dispatcher,
+            logger: logger
+        )
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
 
         // Services shut down in reverse order: first the drain flag flips, then the ingress
         // listener stops accepting and finishes its requests (and so their commits), then the
@@ -129,6 +160,7 @@ struct Gateway {
         // then the dead-letter writer (it writes what the dispatcher decided last).
         var groupConfiguration = ServiceGroupConfiguration(
             services: [
+                .init(service: ReloadService(reloader: reloader, signals: hangups)),
                 .init(service: DedupPruneService(store: store, logger: logger, now: now)),
                 .init(service: deadLetters),
                 .init(service: dispatcher),

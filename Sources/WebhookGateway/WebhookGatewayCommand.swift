@@ -5,6 +5,8 @@ struct WebhookGatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "webhook-gateway",
         abstract: "An edge service for TikTok webhooks: verify, de-duplicate, store durably, fan out.",
-        subcommands: [ServeCommand.self, CheckConfigCommand.self, DeadLettersCommand.self]
+        subcommands: [
+            ServeCommand.self, CheckConfigCommand.self, DeadLettersCommand.self, SignCommand.self, SendTestEventCommand.self,
+        ]
     )
 }

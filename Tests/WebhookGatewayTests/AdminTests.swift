@@ -27,7 +27,7 @@ struct AdminTests {
         )
         return Application(
             router: AdminRouter.make(
-                token: Secret(Self.token), state: state, deadLetters: deadLetters, registry: registry, refreshGauges: {}))
+                token: Reloadable(Secret(Self.token)), state: state, deadLetters: deadLetters, registry: registry, refreshGauges: {}))
     }
 
     @Test func probesAreOpenAndReflectTheStore() async throws {

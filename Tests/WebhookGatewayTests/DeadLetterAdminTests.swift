@@ -71,7 +71,7 @@ struct DeadLetterAdminTests {
             )
             return Application(
                 router: AdminRouter.make(
-                    token: Secret(DeadLetterAdminTests.token), state: GatewayState(store: fixture.store), deadLetters: admin,
+                    token: Reloadable(Secret(DeadLetterAdminTests.token)), state: GatewayState(store: fixture.store), deadLetters: admin,
                     registry: PrometheusCollectorRegistry(), refreshGauges: {}))
         }
     }

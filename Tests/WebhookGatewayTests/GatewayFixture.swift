@@ -67,7 +67,7 @@ final class GatewayFixture: @unchecked Sendable {
         let gatewayMetrics = GatewayMetrics(sources: ["tiktok", "shop"], consumers: ["orders"], factory: metrics)
         let ingestor = Ingestor(
             store: store,
-            consumers: consumers,
+            consumers: Reloadable(consumers),
             metrics: gatewayMetrics,
             now: { Self.now },
             onStored: { _ in }

@@ -56,9 +56,13 @@ public protocol DispatchObserver: Sendable {
 /// delivery that completed is not sent again after a restart. Leases left by a crash are released
 /// at startup, so what was in flight is sent again (at least once, never lost).
 public final class Dispatcher: Service, Sendable {
-    let workers: [String: ConsumerWorker]
+    let workers: Mutex<[String: ConsumerWorker]>
     let store: any DeliveryQueue
     let logger: Logger
+    let makeWorker: @Sendable (ConsumerEndpoint) -> ConsumerWorker
+    /// Workers started after `run` began (by ``replace(endpoints:removing:)``).
+    let started: AsyncStream<ConsumerWorker>
+    let startedContinuation: AsyncStream<ConsumerWorker>.Continuation
 
     public init(
         consumers: [ConsumerEndpoint],
@@ -83,9 +87,8 @@ public final class Dispatcher: Service, Sendable {
         }
         self.store = store
         self.logger = logger
-        var workers: [String: ConsumerWorker] = [:]
-        for endpoint in consumers {
-            workers[endpoint.name] = ConsumerWorker(
+        self.makeWorker = { endpoint in
+            ConsumerWorker(
                 endpoint: endpoint,
                 store: store,
                 makeClient: { makeClient(endpoint.concurrency) },
@@ -96,18 +99,61 @@ public final class Dispatcher: Service, Sendable {
                 onDeadLetterDecided: onDeadLetterDecided
             )
         }
-        self.workers = workers
+        var workers: [String: ConsumerWorker] = [:]
+        for endpoint in consumers {
+            workers[endpoint.name] = makeWorker(endpoint)
+        }
+        self.workers = Mutex(workers)
+        (started, startedContinuation) = AsyncStream.makeStream(of: ConsumerWorker.self)
     }
 
     /// Tells the workers of these consumers that new deliveries may be waiting. Cheap; callable
     /// from any thread.
     public func wake(consumers: some Sequence<String>) {
-        for consumer in consumers { workers[consumer]?.wake() }
+        workers.withLock { workers in
+            for consumer in consumers { workers[consumer]?.wake() }
+        }
     }
 
     /// Whether `consumer` is paused (only probes go out).
     public func isPaused(consumer: String) -> Bool {
-        workers[consumer]?.isPaused ?? false
+        workers.withLock { $0[consumer]?.isPaused ?? false }
+    }
+
+    /// The settings `consumer` is delivered with now.
+    public func endpoint(consumer: String) -> ConsumerEndpoint? {
+        workers.withLock { $0[consumer]?.endpoint }
+    }
+
+    /// Applies new consumer settings while running (a configuration reload): each of `endpoints`
+    /// gets a new worker with its settings, and the consumers in `removing` stop being delivered.
+    ///
+    /// A replaced or removed worker stops leasing and finishes the deliveries it has in flight
+    /// (with the settings they started with); nothing queued is dropped. The new worker starts at
+    /// once: the in-flight deliveries are leased, so it does not send them twice, and their
+    /// orders wait for them as always. A removed consumer's queued deliveries stay in the store
+    /// and go out when it is configured again.
+    public func replace(endpoints: [ConsumerEndpoint], removing: [String]) {
+        let (retired, fresh) = workers.withLock { workers in
+            var retired: [ConsumerWorker] = []
+            var fresh: [ConsumerWorker] = []
+            for name in removing {
+                if let old = workers.removeValue(forKey: name) { retired.append(old) }
+            }
+            for endpoint in endpoints {
+                let worker = makeWorker(endpoint)
+                if let old = workers.updateValue(worker, forKey: endpoint.name) { retired.append(old) }
+                fresh.append(worker)
+            }
+            return (retired, fresh)
+        }
+        for worker in retired { worker.stop() }
+        for worker in fresh {
+            if case .terminated = startedContinuation.yield(worker) {
+                // Shutting down: this worker never runs, but its connection pool must be closed.
+                Task { try? await worker.client.withLock { $0 }.shutdown() }
+            }
+        }
     }
 
     public func run() async throws {
@@ -120,19 +166,27 @@ public final class Dispatcher: Service, Sendable {
             // Leases expire on their own; this only delays those deliveries.
             logger.error("cannot release old leases", metadata: ["error": "\(error)"])
         }
-        let workers = Array(self.workers.values)
+        let initial = workers.withLock { Array($0.values) }
+        let started = self.started
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
-                for worker in workers {
-                    group.addTask { await worker.run() }
+                for worker in initial {
+                    group.addTask { await Self.runToEnd(worker) }
+                }
+                for await worker in started {
+                    group.addTask { await Self.runToEnd(worker) }
                 }
             }
         } onGracefulShutdown: {
-            for worker in workers { worker.stop() }
+            // No worker starts after this; the current ones finish what is in flight.
+            self.startedContinuation.finish()
+            for worker in self.workers.withLock({ Array($0.values) }) { worker.stop() }
         }
-        for worker in workers {
-            try? await worker.client.withLock { $0 }.shutdown()
-        }
+    }
+
+    private static func runToEnd(_ worker: ConsumerWorker) async {
+        await worker.run()
+        try? await worker.client.withLock { $0 }.shutdown()
     }
 }
 

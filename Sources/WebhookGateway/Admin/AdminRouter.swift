@@ -9,7 +9,7 @@ import Verification
 /// routes (bearer token).
 enum AdminRouter {
     static func make(
-        token: Secret,
+        token: Reloadable<Secret>,
         state: GatewayState,
         deadLetters: DeadLetterAdmin,
         registry: PrometheusCollectorRegistry,

@@ -6,7 +6,8 @@ import Verification
 ///
 /// The token is compared in constant time; a wrong or missing token gets 401 with a fixed body.
 struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
-    let token: Secret
+    /// The token; replaced by a configuration reload.
+    let token: Reloadable<Secret>
     let openPaths: Set<String>
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -14,7 +15,7 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         }
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
-            token.constantTimeEquals(header.utf8.dropFirst(7))
+            token.value.constantTimeEquals(header.utf8.dropFirst(7))
         else {
             var response = Response.json(.unauthorized, ["error": "a valid admin bearer token is required"])
             response.headers[.wwwAuthenticate] = "Bearer"

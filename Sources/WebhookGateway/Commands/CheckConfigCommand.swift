@@ -4,13 +4,29 @@ import Foundation
 struct CheckConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-config",
-        abstract: "Validate a configuration file: exit 0, or non-zero with a message naming the bad field."
+        abstract: "Validate a configuration file: exit 0, or non-zero with a message naming the bad field.",
+        discussion: """
+            Also reports secrets that are missing (an unset env: variable, an unreadable file:) or
+            obviously weak (short, a placeholder, written literally, reused), naming the field and
+            never the value. Missing secrets make the configuration invalid; weak ones are
+            warnings unless --strict.
+            """
     )
 
     @Option(name: .long, help: "Path to the JSON configuration file.")
     var config: String
 
+    @Flag(name: .long, help: "Exit non-zero (3) when a secret is weak.")
+    var strict = false
+
     func run() throws {
+        let url = URL(fileURLWithPath: config)
+        let findings = FileManager.default.contents(atPath: url.path).map {
+            SecretAudit.audit(data: $0, baseDirectory: url.deletingLastPathComponent(), environment: ProcessInfo.processInfo.environment)
+        } ?? []
+        for finding in findings {
+            FileHandle.standardError.write(Data("\(config): \(finding)\n".utf8))
+        }
         let configuration: GatewayConfiguration
         do {
             configuration = try GatewayConfiguration.load(path: config)
@@ -18,9 +34,11 @@ struct CheckConfigCommand: ParsableCommand {
             FileHandle.standardError.write(Data("\(config): \(error)\n".utf8))
             throw ExitCode(2)
         }
+        let weak = findings.filter { $0.kind == .weak }.count
         print(
             "configuration ok: \(configuration.sources.count) source(s), \(configuration.consumers.count) consumer(s), "
-                + "store \(configuration.storage.path)"
+                + "store \(configuration.storage.path)" + (weak > 0 ? "; \(weak) weak secret warning(s)" : "")
         )
+        if strict && weak > 0 { throw ExitCode(3) }
     }
 }

@@ -31,11 +31,11 @@ struct ServeCommand: AsyncParsableCommand {
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         if let addresses = ProcessInfo.processInfo.environment["WEBHOOK_GATEWAY_PORTS_FILE"] {
             // For tests and supervisors that start the gateway on port 0.
-            try await Gateway(configuration: configuration, logger: logger).run { ports in
+            try await Gateway(configuration: configuration, configurationPath: config, logger: logger).run { ports in
                 try? "\(ports.ingressPort) \(ports.adminPort)\n".write(toFile: addresses, atomically: true, encoding: .utf8)
             }
         } else {
-            try await Gateway(configuration: configuration, logger: logger).run()
+            try await Gateway(configuration: configuration, configurationPath: config, logger: logger).run()
         }
     }
 }

@@ -82,8 +82,22 @@ struct GatewayConfiguration: Sendable {
         }
     }
 
+    /// Per-client-address request rate on the ingress port (a token bucket).
+    struct RateLimit: Sendable, Equatable {
+        var requestsPerSecond: Int
+        var burst: Int
+    }
+
+    /// Limits against abuse on the ingress port (the admin port uses the same connection limits,
+    /// without the rate limit).
+    struct Limits: Sendable, Equatable {
+        var connections = ConnectionLimits()
+        var rateLimit: RateLimit?
+    }
+
     var listen = Listener()
     var maxBodyBytes = 1_048_576
+    var limits = Limits()
     var admin: Admin
     var storage: Storage
     var deadLetterDirectory: String
@@ -132,6 +146,7 @@ extension GatewayConfiguration {
         let maxBodyBytes = try object.optional("maxBodyBytes") { reader throws(ConfigurationError) in
             try reader.integer(in: 1...(256 * 1_048_576))
         }
+        let limits = try object.optional("limits", parseLimits)
         let admin = try object.required("admin", parseAdmin)
         let storage =
             try object.optional("storage", parseStorage)
@@ -174,6 +189,7 @@ extension GatewayConfiguration {
             consumers: consumers ?? []
         )
         if let maxBodyBytes { configuration.maxBodyBytes = maxBodyBytes }
+        if let limits { configuration.limits = limits }
         if let retention = retention ?? nil { configuration.dedupRetention = retention }
         try configuration.validateReferences()
         return configuration
@@ -212,6 +228,34 @@ extension GatewayConfiguration {
         listener.tls = try object.optional("tls", parseTLS)
         try object.finish()
         return listener
+    }
+
+    private static func parseLimits(_ reader: ConfigurationReader) throws(ConfigurationError) -> Limits {
+        var object = try reader.object()
+        var limits = Limits()
+        let timeoutRange = Duration.milliseconds(100)...Duration.seconds(3_600)
+        func timeout(_ reader: ConfigurationReader) throws(ConfigurationError) -> Duration {
+            let duration = try reader.duration()
+            guard timeoutRange.contains(duration) else { throw reader.fail("must be between 100ms and 1h") }
+            return duration
+        }
+        if let read = try object.optional("readTimeout", timeout) { limits.connections.readTimeout = read }
+        if let idle = try object.optional("idleTimeout", timeout) { limits.connections.idleTimeout = idle }
+        if let bytes = try object.optional("maxHeaderBytes", { try $0.integer(in: 1_024...(80 * 1_024)) }) {
+            limits.connections.maxHeaderBytes = bytes
+        }
+        if let count = try object.optional("maxConnections", { try $0.integer(in: 1...1_000_000) }) {
+            limits.connections.maxConnections = count
+        }
+        limits.rateLimit = try object.optional("rateLimit") { reader throws(ConfigurationError) in
+            var fields = try reader.object()
+            let rate = try fields.required("requestsPerSecond") { try $0.integer(in: 1...1_000_000) }
+            let burst = try fields.optional("burst") { try $0.integer(in: 1...10_000_000) } ?? rate
+            try fields.finish()
+            return RateLimit(requestsPerSecond: rate, burst: burst)
+        }
+        try object.finish()
+        return limits
     }
 
     private static func parseTLS(_ reader: ConfigurationReader) throws(ConfigurationError) -> TLSFiles {

@@ -23,7 +23,8 @@ struct Ingestor: Sendable {
     }
 
     let store: any EventStore
-    let consumers: [GatewayConfiguration.Consumer]
+    /// Consumers and their subscriptions; replaced by a configuration reload.
+    let consumers: Reloadable<[GatewayConfiguration.Consumer]>
     let metrics: GatewayMetrics
     let now: @Sendable () -> Date
     /// Called after an event was stored: the dispatcher's workers of these consumers (or, for a
@@ -53,7 +54,7 @@ struct Ingestor: Sendable {
         case .envelope(let envelope):
             eventType = envelope.eventType
             orderID = envelope.orderID
-            destinations = consumers.filter { $0.matches(source: source.name, eventType: envelope.eventType) }.map(\.name)
+            destinations = consumers.value.filter { $0.matches(source: source.name, eventType: envelope.eventType) }.map(\.name)
         case .notAnEnvelope:
             logger.warning("verified body is not an envelope; keeping it as a dead letter", metadata: ["source": "\(source.name)"])
             (eventType, orderID, destinations) = (nil, nil, [GatewayConfiguration.unparsedConsumer])

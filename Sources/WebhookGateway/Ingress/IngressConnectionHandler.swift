@@ -9,7 +9,8 @@ import NIOHTTPTypes
 /// - Headers larger than the HTTP decoder allows get 431 and the connection is closed, instead of
 ///   the generic 400.
 /// - A response that says `Connection: close` (the 413 for an oversized body does) closes the
-///   connection once written. Otherwise the server would read, and throw away, the rest of an
+///   connection once written (on an HTTP/2 stream: the header is dropped, as HTTP/2 forbids it,
+///   and the stream is reset, which stops the upload without touching the other streams). Otherwise the server would read, and throw away, the rest of an
 ///   oversized upload, however large, before the connection could be used again.
 ///
 ///   The close lingers, as nginx's does: first only the sending side is shut (the client sees the
@@ -27,9 +28,15 @@ final class IngressConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
     static let lingerBytes = 8 << 20
 
     private var closeAfterResponse = false
+    /// An HTTP/2 stream (its parent is a connection, not the listening socket).
+    private var isStream = false
     /// Set once the closing response is written: inbound parts are discarded.
     private var lingering = false
     private var discardedBytes = 0
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        isStream = context.channel.parent?.parent != nil
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard lingering else {
@@ -44,9 +51,18 @@ final class IngressConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch unwrapOutboundIn(data) {
-        case .head(let head):
-            if head.headerFields[.connection]?.lowercased() == "close" { closeAfterResponse = true }
-            context.write(data, promise: promise)
+        case .head(var head):
+            guard head.headerFields[.connection]?.lowercased() == "close" else {
+                context.write(data, promise: promise)
+                return
+            }
+            closeAfterResponse = true
+            if isStream {
+                head.headerFields[.connection] = nil
+                context.write(wrapOutboundOut(.head(head)), promise: promise)
+            } else {
+                context.write(data, promise: promise)
+            }
         case .body:
             context.write(data, promise: promise)
         case .end:
@@ -55,6 +71,14 @@ final class IngressConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
                 return
             }
             lingering = true
+            if isStream {
+                let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+                context.writeAndFlush(data).whenComplete { result in
+                    promise?.completeWith(result)
+                    boundContext.value.close(promise: nil)
+                }
+                return
+            }
             let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
             context.writeAndFlush(data).whenComplete { result in
                 promise?.completeWith(result)

@@ -12,13 +12,36 @@ import Verification
 /// The body is read chunk by chunk and cut off as soon as it passes `maxBodyBytes` (a declared
 /// `Content-Length` over the limit is refused before reading anything); the 413 closes the
 /// connection, so an oversized upload is neither buffered nor read to its end.
+///
+/// With a rate limit configured, a client address past its rate gets 429 with `Retry-After`
+/// before its body is read (`/healthz` is not limited).
 struct IngressResponder: HTTPResponder {
-    typealias Context = BasicRequestContext
+    typealias Context = IngressRequestContext
 
-    let sources: [String: Ingestor.Source]
+    /// Sources by path; replaced by a configuration reload (new secrets apply to the next request).
+    let sources: Reloadable<[String: Ingestor.Source]>
     let ingestor: Ingestor
     let maxBodyBytes: Int
     let metrics: GatewayMetrics
+    var rateLimiter: RateLimiter?
+
+    init(
+        sources: Reloadable<[String: Ingestor.Source]>,
+        ingestor: Ingestor,
+        maxBodyBytes: Int,
+        metrics: GatewayMetrics,
+        rateLimiter: RateLimiter? = nil
+    ) {
+        self.sources = sources
+        self.ingestor = ingestor
+        self.maxBodyBytes = maxBodyBytes
+        self.metrics = metrics
+        self.rateLimiter = rateLimiter
+    }
+
+    init(sources: [String: Ingestor.Source], ingestor: Ingestor, maxBodyBytes: Int, metrics: GatewayMetrics, rateLimiter: RateLimiter? = nil) {
+        self.init(sources: Reloadable(sources), ingestor: ingestor, maxBodyBytes: maxBodyBytes, metrics: metrics, rateLimiter: rateLimiter)
+    }
 
     func respond(to request: Request, context: Context) async throws -> Response {
         let path = request.uri.path
@@ -28,7 +51,13 @@ struct IngressResponder: HTTPResponder {
             }
             return .json(.ok, ["status": "ok"])
         }
-        guard let source = sources[path] else {
+        if let rateLimiter, let wait = rateLimiter.check(client: context.clientAddress ?? "unknown") {
+            context.logger.notice("request rate limited", metadata: ["remote": "\(context.clientAddress ?? "?")"])
+            var response = Response.json(.tooManyRequests, ["error": "too many requests from this address"])
+            response.headers[.retryAfter] = "\(wait)"
+            return response
+        }
+        guard let source = sources.value[path] else {
             return .json(.notFound, ["error": "no source at this path"])
         }
         guard request.method == .post else {

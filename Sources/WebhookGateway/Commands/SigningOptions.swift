@@ -1,0 +1,101 @@
+import ArgumentParser
+import Foundation
+import Verification
+
+/// How the developer tools find the secret to sign with: a source of a configuration file, or a
+/// scheme and secrets given on the command line (as `env:NAME`, `file:PATH` or, for throwaway
+/// test secrets only, a literal).
+struct SigningOptions: ParsableArguments {
+    @Option(name: .long, help: "A gateway configuration; sign as its source --source does.")
+    var config: String?
+
+    @Option(name: .long, help: "The source of --config to sign for (default: the first one).")
+    var source: String?
+
+    @Option(name: .long, help: "tiktok or tiktok-shop (without --config).")
+    var scheme: String?
+
+    @Option(name: .long, help: "The signing secret: env:NAME, file:PATH or a literal (without --config).")
+    var secret: String?
+
+    @Option(name: .long, help: "The TikTok Shop app key: env:NAME, file:PATH or a literal (tiktok-shop, without --config).")
+    var appKey: String?
+
+    /// What to sign with, and where the configured source listens.
+    struct Signing {
+        var scheme: SignatureScheme
+        var secret: Secret
+        var appKey: Secret?
+        /// The source's URL on the configured listener, when signing for a configured source.
+        var url: String?
+    }
+
+    func validate() throws {
+        if config == nil {
+            guard scheme != nil, secret != nil else {
+                throw ValidationError("give --config (and --source), or --scheme and --secret")
+            }
+        } else if scheme != nil || secret != nil || appKey != nil {
+            throw ValidationError("--scheme, --secret and --app-key do not go with --config")
+        }
+    }
+
+    func resolve(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Signing {
+        if let config {
+            let configuration: GatewayConfiguration
+            do {
+                configuration = try GatewayConfiguration.load(path: config, environment: environment)
+            } catch {
+                throw ValidationError("invalid configuration: \(error)")
+            }
+            let chosen = source.map { name in configuration.sources.first { $0.name == name } } ?? configuration.sources.first
+            guard let chosen else { throw ValidationError("the configuration has no source named \(source ?? "")") }
+            var host = configuration.listen.host
+            if host == "0.0.0.0" { host = "127.0.0.1" }
+            if host == "::" { host = "::1" }
+            if host.contains(":") { host = "[\(host)]" }
+            let scheme = configuration.listen.tls == nil ? "http" : "https"
+            return Signing(
+                scheme: chosen.scheme,
+                secret: chosen.secrets[0],
+                appKey: chosen.appKey,
+                url: "\(scheme)://\(host):\(configuration.listen.port)\(chosen.path)"
+            )
+        }
+        guard let name = scheme, let scheme = SignatureScheme(name: name) else {
+            throw ValidationError("--scheme must be tiktok or tiktok-shop")
+        }
+        let secret = try Self.secret(self.secret ?? "", option: "--secret", environment: environment)
+        var appKey: Secret?
+        if scheme == .tiktokShop {
+            guard let key = self.appKey else { throw ValidationError("the tiktok-shop scheme needs --app-key") }
+            appKey = try Self.secret(key, option: "--app-key", environment: environment)
+        }
+        return Signing(scheme: scheme, secret: secret, appKey: appKey, url: nil)
+    }
+
+    /// Resolves a secret reference as the configuration does; errors name the option, never the value.
+    private static func secret(_ reference: String, option: String, environment: [String: String]) throws -> Secret {
+        let reader = ConfigurationReader(
+            value: .string(reference),
+            path: option,
+            baseDirectory: URL(fileURLWithPath: FileManager.default.currentDirectoryPath),
+            environment: environment
+        )
+        do {
+            return try reader.secret()
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+}
+
+extension SigningOptions.Signing {
+    /// The header TikTok would send with `body`: its name and value.
+    func header(body: [UInt8], timestamp: Int64) -> (name: String, value: String) {
+        if scheme == .tiktokShop {
+            return ("Authorization", TikTokSigner.tiktokShopAuthorization(appKey: appKey ?? Secret(""), secret: secret, body: body))
+        }
+        return ("TikTok-Signature", TikTokSigner.tiktokSignature(secret: secret, timestamp: timestamp, body: body))
+    }
+}
