@@ -82,7 +82,13 @@ struct ExampleConsumer {
             let answer = try JSONSerialization.data(withJSONObject: ["status": unlocked ? "unlocked" : "already unlocked", "order": orderID])
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: answer)))
         }
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)))
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname("127.0.0.1", port: port)),
+            onServerRunning: { channel in
+                FileHandle.standardOutput.write(Data("listening on port \(channel.localAddress?.port ?? port)\n".utf8))
+            }
+        )
         try await app.runService()
     }
 }

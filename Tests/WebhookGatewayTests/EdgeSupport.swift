@@ -170,3 +170,30 @@ struct EdgeError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
+
+/// A long-running child process (the example consumer) with its output in a file.
+final class ChildProcess: @unchecked Sendable {
+    let process = Process()
+    let log: URL
+
+    init(_ executable: URL, _ arguments: [String], environment: [String: String], log: URL) throws {
+        self.log = log
+        process.executableURL = executable
+        process.arguments = arguments
+        process.environment = environment
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+    }
+
+    var output: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+    deinit {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+    }
+}
