@@ -77,9 +77,12 @@ struct ExampleConsumer {
             }
             let orderID = (content?["order_id"]).map { "\($0)" } ?? "unknown"
             let unlocked = await entitlements.unlock(webhookID: id, orderID: orderID)
-            context.logger.info(unlocked ? "purchase unlocked" : "already unlocked", metadata: ["webhook.id": "\(id)", "order": "\(orderID)"])
+            context.logger.info(
+                unlocked ? "purchase unlocked" : "already unlocked", metadata: ["webhook.id": "\(id)", "order": "\(orderID)"])
             // A duplicate is answered 2xx too, so the gateway stops retrying it.
-            let answer = try JSONSerialization.data(withJSONObject: ["status": unlocked ? "unlocked" : "already unlocked", "order": orderID])
+            let answer = try JSONSerialization.data(withJSONObject: [
+                "status": unlocked ? "unlocked" : "already unlocked", "order": orderID,
+            ])
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: answer)))
         }
         let app = Application(

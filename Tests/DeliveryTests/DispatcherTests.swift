@@ -312,8 +312,10 @@ struct DispatcherTests {
         )
         for index in 0..<20 { try await harness.ingest(order: "o\(index)") }
         harness.start()
-        // Paused after the first failures; then only probes go out, one at a time.
-        #expect(await consumer.wait { $0.count >= 15 })
+        // Paused after the first failures; then only probes go out, one at a time. (Each probe
+        // is a new connection and a stored outcome: on a loaded machine they can be slow, hence
+        // the long limit; it is waited on by condition, not slept.)
+        #expect(await consumer.wait(timeout: .seconds(90)) { $0.count >= 15 })
         #expect(harness.dispatcher?.isPaused(consumer: "orders") == true)
         let duringPause = consumer.received
         // Before the pause: the first 4 (the concurrency) and one refill after each of the first 2

@@ -2,128 +2,133 @@ import Foundation
 import Synchronization
 import Testing
 
-/// Attacks on the running binary's ingress port, each from 127.0.0.2 by `Scripts/attack.py`,
-/// while the test sends valid signed traffic from 127.0.0.1: the attack is contained and every
-/// valid event is still accepted.
-@Suite(.serialized, .timeLimit(.minutes(5)))
-struct AttackProcessTests {
-    static let limits = #""limits": { "readTimeout": "1s", "idleTimeout": "5s", "maxConnections": 100 },"#
+extension BinaryTests {
+    /// Attacks on the running binary's ingress port, each from 127.0.0.2 by `Scripts/attack.py`,
+    /// while the test sends valid signed traffic from 127.0.0.1: the attack is contained and every
+    /// valid event is still accepted.
+    @Suite(.serialized, .timeLimit(.minutes(5)))
+    struct AttackProcessTests {
+        static let limits = #""limits": { "readTimeout": "1s", "idleTimeout": "5s", "maxConnections": 100 },"#
 
-    /// What the attack reported, and how the valid traffic beside it fared.
-    struct Round {
-        var attack: [String: Any]
-        var accepted: Int
-        var failures: [String]
-    }
-
-    /// Runs attack `kind` against `gateway` and sends valid events until it ends (at least 20;
-    /// at most `validLimit`, when given).
-    func underAttack(_ kind: String, _ gateway: GatewayProcess, validLimit: Int = .max) async throws -> Round {
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Scripts/attack.py").path
-        let done = Atomic<Bool>(false)
-        async let attack = Task {
-            defer { done.store(true, ordering: .relaxed) }
-            return try await Edge.run("python3", [script, kind, "\(gateway.ingressPort)"])
-        }.value
-        var accepted = 0
-        var failures: [String] = []
-        var index = 0
-        while (!done.load(ordering: .relaxed) || index < 20) && index < validLimit {
-            index += 1
-            do {
-                let reply = try await Edge.send(orderID: "\(kind)-\(index)", url: "http://127.0.0.1:\(gateway.ingressPort)/webhooks/tiktok")
-                if reply.status == 200 { accepted += 1 } else { failures.append("\(reply.status) \(reply.text)") }
-            } catch {
-                failures.append("\(error)")
-            }
+        /// What the attack reported, and how the valid traffic beside it fared.
+        struct Round {
+            var attack: [String: Any]
+            var accepted: Int
+            var failures: [String]
         }
-        let output = try await attack
-        let json = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any], "\(output.stderr)")
-        return Round(attack: json, accepted: accepted, failures: failures)
-    }
 
-    func startGateway(_ name: String, extra: String = Self.limits) throws -> (GatewayProcess, URL) {
-        let directory = try Edge.temporaryDirectory("attack-\(name)")
-        let config = try Edge.writeConfig(in: directory, extra: extra)
-        return (try GatewayProcess(config: config, directory: directory, name: "gw"), directory)
-    }
-
-    @Test func aTricklingClientIsCutOffAfterTheReadTimeout() async throws {
-        let (gateway, directory) = try startGateway("slow")
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let round = try await underAttack("slow-body", gateway)
-        let closedAfter = try #require(round.attack["closedAfter"] as? Double, "never cut off: \(round.attack)")
-        #expect(closedAfter >= 0.9 && closedAfter < 3, "cut off after \(closedAfter) s")
-        #expect(round.failures.isEmpty, "\(round.failures)")
-        #expect(round.accepted >= 20)
-    }
-
-    @Test func manyIdleConnectionsDoNotLockOutValidTraffic() async throws {
-        let (gateway, directory) = try startGateway("idle")
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let round = try await underAttack("idle", gateway)
-        let opened = try #require(round.attack["opened"] as? Int)
-        let closed = try #require(round.attack["closedByServer"] as? Int)
-        // At most 100 stay open: the rest were refused or closed to make room.
-        #expect(opened - closed <= 100, "\(round.attack)")
-        #expect(round.failures.isEmpty, "\(round.failures)")
-        #expect(round.accepted >= 20)
-    }
-
-    @Test func oversizedHeadersGet431OrAClosedConnection() async throws {
-        let (gateway, directory) = try startGateway("headers")
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let round = try await underAttack("header-flood", gateway)
-        let statuses = try #require(round.attack["statuses"] as? [Any])
-        #expect(statuses.count == 50)
-        for status in statuses {
-            #expect(status is NSNull || (status as? Int) == 431, "\(status)")
-        }
-        #expect(statuses.contains { ($0 as? Int) == 431 })
-        #expect(round.failures.isEmpty, "\(round.failures)")
-    }
-
-    @Test func tenThousandGarbageRequestsAreRefusedAndValidOnesAccepted() async throws {
-        let (gateway, directory) = try startGateway("garbage")
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let round = try await underAttack("garbage", gateway)
-        let statuses = try #require(round.attack["statuses"] as? [String: Int])
-        #expect(statuses.values.reduce(0, +) == 10_000)
-        #expect(statuses["200"] == nil, "\(statuses)")
-        #expect(!statuses.keys.contains { $0.hasPrefix("5") }, "\(statuses)")
-        // The unsigned and wrongly signed half: 401 each.
-        #expect((statuses["401"] ?? 0) >= 4_900, "\(statuses)")
-        #expect(round.failures.isEmpty, "\(round.failures)")
-        #expect(round.accepted >= 20)
-        let metrics = try await gateway.admin("/metrics", token: Edge.adminToken)
-        #expect(metrics.text.contains(#"webhook_gateway_requests_total{source="tiktok",outcome="accepted"} \#(round.accepted)"#))
-    }
-
-    @Test func aFloodingAddressGets429WhileOthersAreServed() async throws {
-        let limits = #""limits": { "rateLimit": { "requestsPerSecond": 20, "burst": 20 } },"#
-        let (gateway, directory) = try startGateway("rate", extra: limits)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        // The valid sender stays within its own budget: 20 requests, the burst.
-        let round = try await underAttack("flood", gateway, validLimit: 20)
-        let attackStatuses = try #require(round.attack["statuses"] as? [String: Int])
-        #expect(attackStatuses.values.reduce(0, +) == 400)
-        #expect((attackStatuses["429"] ?? 0) >= 200, "\(attackStatuses)")
-        // The requests let through are answered as usual (unsigned: 401).
-        #expect((attackStatuses["401"] ?? 0) >= 20, "\(attackStatuses)")
-        #expect(round.attack["retryAfter"] as? String == "1")
-        #expect(round.failures.isEmpty, "\(round.failures)")
-        #expect(round.accepted == 20)
-        // Past its own budget the valid sender is limited too: the limit is per address, not per attacker.
-        // (100 at once: more than the burst plus what refills while they are answered.)
-        let statuses = await withTaskGroup(of: Int.self) { group in
-            for index in 0..<100 {
-                group.addTask {
-                    (try? await Edge.send(orderID: "over-\(index)", url: "http://127.0.0.1:\(gateway.ingressPort)/webhooks/tiktok").status) ?? 0
+        /// Runs attack `kind` against `gateway` and sends valid events until it ends (at least 20;
+        /// at most `validLimit`, when given).
+        func underAttack(_ kind: String, _ gateway: GatewayProcess, validLimit: Int = .max) async throws -> Round {
+            let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Scripts/attack.py").path
+            let done = Atomic<Bool>(false)
+            async let attack = Task {
+                defer { done.store(true, ordering: .relaxed) }
+                return try await Edge.run("python3", [script, kind, "\(gateway.ingressPort)"])
+            }.value
+            var accepted = 0
+            var failures: [String] = []
+            var index = 0
+            while (!done.load(ordering: .relaxed) || index < 20) && index < validLimit {
+                index += 1
+                do {
+                    let reply = try await Edge.send(
+                        orderID: "\(kind)-\(index)", url: "http://127.0.0.1:\(gateway.ingressPort)/webhooks/tiktok")
+                    if reply.status == 200 { accepted += 1 } else { failures.append("\(reply.status) \(reply.text)") }
+                } catch {
+                    failures.append("\(error)")
                 }
             }
-            return await group.reduce(into: [Int]()) { $0.append($1) }
+            let output = try await attack
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any], "\(output.stderr)")
+            return Round(attack: json, accepted: accepted, failures: failures)
         }
-        #expect(statuses.contains(429))
-        #expect(Set(statuses).isSubset(of: [200, 429]), "\(statuses)")
+
+        func startGateway(_ name: String, extra: String = Self.limits) throws -> (GatewayProcess, URL) {
+            let directory = try Edge.temporaryDirectory("attack-\(name)")
+            let config = try Edge.writeConfig(in: directory, extra: extra)
+            return (try GatewayProcess(config: config, directory: directory, name: "gw"), directory)
+        }
+
+        @Test func aTricklingClientIsCutOffAfterTheReadTimeout() async throws {
+            let (gateway, directory) = try startGateway("slow")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let round = try await underAttack("slow-body", gateway)
+            let closedAfter = try #require(round.attack["closedAfter"] as? Double, "never cut off: \(round.attack)")
+            #expect(closedAfter >= 0.9 && closedAfter < 3, "cut off after \(closedAfter) s")
+            #expect(round.failures.isEmpty, "\(round.failures)")
+            #expect(round.accepted >= 20)
+        }
+
+        @Test func manyIdleConnectionsDoNotLockOutValidTraffic() async throws {
+            let (gateway, directory) = try startGateway("idle")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let round = try await underAttack("idle", gateway)
+            let opened = try #require(round.attack["opened"] as? Int)
+            let closed = try #require(round.attack["closedByServer"] as? Int)
+            // At most 100 stay open: the rest were refused or closed to make room.
+            #expect(opened - closed <= 100, "\(round.attack)")
+            #expect(round.failures.isEmpty, "\(round.failures)")
+            #expect(round.accepted >= 20)
+        }
+
+        @Test func oversizedHeadersGet431OrAClosedConnection() async throws {
+            let (gateway, directory) = try startGateway("headers")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let round = try await underAttack("header-flood", gateway)
+            let statuses = try #require(round.attack["statuses"] as? [Any])
+            #expect(statuses.count == 50)
+            for status in statuses {
+                #expect(status is NSNull || (status as? Int) == 431, "\(status)")
+            }
+            #expect(statuses.contains { ($0 as? Int) == 431 })
+            #expect(round.failures.isEmpty, "\(round.failures)")
+        }
+
+        @Test func tenThousandGarbageRequestsAreRefusedAndValidOnesAccepted() async throws {
+            let (gateway, directory) = try startGateway("garbage")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let round = try await underAttack("garbage", gateway)
+            let statuses = try #require(round.attack["statuses"] as? [String: Int])
+            #expect(statuses.values.reduce(0, +) == 10_000)
+            #expect(statuses["200"] == nil, "\(statuses)")
+            #expect(!statuses.keys.contains { $0.hasPrefix("5") }, "\(statuses)")
+            // The unsigned and wrongly signed half: 401 each.
+            #expect((statuses["401"] ?? 0) >= 4_900, "\(statuses)")
+            #expect(round.failures.isEmpty, "\(round.failures)")
+            #expect(round.accepted >= 20)
+            let metrics = try await gateway.admin("/metrics", token: Edge.adminToken)
+            #expect(metrics.text.contains(#"webhook_gateway_requests_total{source="tiktok",outcome="accepted"} \#(round.accepted)"#))
+        }
+
+        @Test func aFloodingAddressGets429WhileOthersAreServed() async throws {
+            let limits = #""limits": { "rateLimit": { "requestsPerSecond": 20, "burst": 20 } },"#
+            let (gateway, directory) = try startGateway("rate", extra: limits)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            // The valid sender stays within its own budget: 20 requests, the burst.
+            let round = try await underAttack("flood", gateway, validLimit: 20)
+            let attackStatuses = try #require(round.attack["statuses"] as? [String: Int])
+            #expect(attackStatuses.values.reduce(0, +) == 400)
+            #expect((attackStatuses["429"] ?? 0) >= 200, "\(attackStatuses)")
+            // The requests let through are answered as usual (unsigned: 401).
+            #expect((attackStatuses["401"] ?? 0) >= 20, "\(attackStatuses)")
+            #expect(round.attack["retryAfter"] as? String == "1")
+            #expect(round.failures.isEmpty, "\(round.failures)")
+            #expect(round.accepted == 20)
+            // Past its own budget the valid sender is limited too: the limit is per address, not per attacker.
+            // (100 at once: more than the burst plus what refills while they are answered.)
+            let statuses = await withTaskGroup(of: Int.self) { group in
+                for index in 0..<100 {
+                    group.addTask {
+                        (try? await Edge.send(orderID: "over-\(index)", url: "http://127.0.0.1:\(gateway.ingressPort)/webhooks/tiktok")
+                            .status)
+                            ?? 0
+                    }
+                }
+                return await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(statuses.contains(429))
+            #expect(Set(statuses).isSubset(of: [200, 429]), "\(statuses)")
+        }
     }
 }

@@ -26,7 +26,20 @@ struct CommandLineTests {
         let result = try run(
             ["check-config", "--config", root.appendingPathComponent("config.example.json").path], environment: environment)
         #expect(result.status == 0, "\(result.output)")
-        #expect(result.output.hasPrefix("configuration ok"))
+        let lines = result.output.split(separator: "\n")
+        #expect(lines.contains { $0.hasPrefix("configuration ok") }, "\(result.output)")
+        // One-letter secrets are valid but weak: reported by field, never by value, exit 0 unless --strict.
+        #expect(lines.contains { $0.hasSuffix("weak secret: sources[0].secrets[0]: shorter than 16 bytes") })
+        #expect(!result.output.contains("0123456789abcdef") && !result.output.contains("whsec_MfKQ"))
+        let strict = try run(
+            ["check-config", "--strict", "--config", root.appendingPathComponent("config.example.json").path], environment: environment)
+        #expect(strict.status == 3)
+        // A missing variable is reported as a missing secret and fails the check.
+        var missing = environment
+        missing["TIKTOK_SHOP_APP_SECRET"] = nil
+        let failed = try run(["check-config", "--config", root.appendingPathComponent("config.example.json").path], environment: missing)
+        #expect(failed.status == 2)
+        #expect(failed.output.contains("missing secret: sources[1].secrets[0]: environment variable TIKTOK_SHOP_APP_SECRET is not set"))
     }
 
     @Test func checkConfigNamesTheBadField() throws {

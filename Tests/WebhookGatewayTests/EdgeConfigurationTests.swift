@@ -112,8 +112,9 @@ struct EdgeConfigurationTests {
         #expect(lines.contains("weak secret: consumers[1].signingSecret: the same value as consumers[0].signingSecret"))
         // The shop secret of the independent vector is 10 bytes: short.
         environment["TIKTOK_SHOP_APP_SECRET"] = "e59af819cc"
-        #expect(audit(document, environment: environment).map(\.description).contains(
-            "weak secret: sources[1].secrets[0]: shorter than 16 bytes"))
+        #expect(
+            audit(document, environment: environment).map(\.description).contains(
+                "weak secret: sources[1].secrets[0]: shorter than 16 bytes"))
         for line in lines {
             for value in ["changeme-please-0123", "aaaaaaaaaaaaaaaaaaaa", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "68xu9ks5p4i8"] {
                 #expect(!line.contains(value))

@@ -44,7 +44,10 @@ enum Edge {
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
         let exited = AsyncStream<Int32> { continuation in
-            process.terminationHandler = { continuation.yield($0.terminationStatus); continuation.finish() }
+            process.terminationHandler = {
+                continuation.yield($0.terminationStatus)
+                continuation.finish()
+            }
         }
         try process.run()
         // Read both pipes while the process runs, so a large output cannot block it.
@@ -52,7 +55,8 @@ enum Edge {
         async let stderr = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
         var status: Int32 = -1
         for await code in exited { status = code }
-        return Output(status: status, stdout: String(decoding: await stdout, as: UTF8.self), stderr: String(decoding: await stderr, as: UTF8.self))
+        return Output(
+            status: status, stdout: String(decoding: await stdout, as: UTF8.self), stderr: String(decoding: await stderr, as: UTF8.self))
     }
 
     /// A self-signed certificate for 127.0.0.1 with common name `name`: (chain, key) file paths.
@@ -117,7 +121,8 @@ enum Edge {
         request.method = .POST
         request.headers.add(
             name: "TikTok-Signature",
-            value: TikTokSigner.tiktokSignature(secret: Secret(secret), timestamp: Int64(Date().timeIntervalSince1970), body: Array(body.utf8))
+            value: TikTokSigner.tiktokSignature(
+                secret: Secret(secret), timestamp: Int64(Date().timeIntervalSince1970), body: Array(body.utf8))
         )
         // A new connection each time: under an idle-connection flood a pooled one may be the one evicted.
         request.headers.add(name: "Connection", value: "close")

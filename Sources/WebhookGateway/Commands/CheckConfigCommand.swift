@@ -21,9 +21,11 @@ struct CheckConfigCommand: ParsableCommand {
 
     func run() throws {
         let url = URL(fileURLWithPath: config)
-        let findings = FileManager.default.contents(atPath: url.path).map {
-            SecretAudit.audit(data: $0, baseDirectory: url.deletingLastPathComponent(), environment: ProcessInfo.processInfo.environment)
-        } ?? []
+        let findings =
+            FileManager.default.contents(atPath: url.path).map {
+                SecretAudit.audit(
+                    data: $0, baseDirectory: url.deletingLastPathComponent(), environment: ProcessInfo.processInfo.environment)
+            } ?? []
         for finding in findings {
             FileHandle.standardError.write(Data("\(config): \(finding)\n".utf8))
         }

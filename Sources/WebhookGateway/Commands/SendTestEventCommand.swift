@@ -56,10 +56,12 @@ struct SendTestEventCommand: AsyncParsableCommand {
         let signing = try self.signing.resolve()
         guard let target = url ?? signing.url else { throw ValidationError("give --url (or --config)") }
         let now = Date()
-        let body = try bodyFile.map { try SignCommand.read(body: nil, file: $0) } ?? Self.envelope(
-            scheme: signing.scheme, event: event, orderID: orderID ?? "", clientKey: clientKey,
-            notificationID: notificationID, now: now
-        )
+        let body =
+            try bodyFile.map { try SignCommand.read(body: nil, file: $0) }
+            ?? Self.envelope(
+                scheme: signing.scheme, event: event, orderID: orderID ?? "", clientKey: clientKey,
+                notificationID: notificationID, now: now
+            )
         let header = signing.header(body: body, timestamp: Int64(now.timeIntervalSince1970))
 
         var request = HTTPClientRequest(url: target)

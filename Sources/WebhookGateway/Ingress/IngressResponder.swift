@@ -39,7 +39,9 @@ struct IngressResponder: HTTPResponder {
         self.rateLimiter = rateLimiter
     }
 
-    init(sources: [String: Ingestor.Source], ingestor: Ingestor, maxBodyBytes: Int, metrics: GatewayMetrics, rateLimiter: RateLimiter? = nil) {
+    init(
+        sources: [String: Ingestor.Source], ingestor: Ingestor, maxBodyBytes: Int, metrics: GatewayMetrics, rateLimiter: RateLimiter? = nil
+    ) {
         self.init(sources: Reloadable(sources), ingestor: ingestor, maxBodyBytes: maxBodyBytes, metrics: metrics, rateLimiter: rateLimiter)
     }
 

@@ -1,9 +1,9 @@
 import Delivery
-import Verification
 import Logging
 import ServiceLifecycle
 import Synchronization
 import UnixSignals
+import Verification
 
 /// Reads the configuration file again and applies what can change while the gateway runs.
 ///
