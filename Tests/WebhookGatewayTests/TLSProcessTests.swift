@@ -71,6 +71,16 @@ extension BinaryTests {
                 "curl", ["-sk", "-o", "/dev/null", "-w", "%{http_code}", "https://127.0.0.1:\(gateway.adminPort)/metrics"])
             #expect(unauthorized.stdout == "401")
 
+            // The admin commands reach an HTTPS admin listener, trusting the given certificate.
+            let config = directory.appendingPathComponent("config.json").path
+            let adminURL = "https://127.0.0.1:\(gateway.adminPort)"
+            let listed = try await Edge.run(
+                GatewayProcess.binary.path, ["dead-letters", "list", "--config", config, "--admin-url", adminURL, "--ca-file", chain])
+            #expect(listed.status == 0, "\(listed.stdout) \(listed.stderr)")
+            let untrusted = try await Edge.run(
+                GatewayProcess.binary.path, ["dead-letters", "list", "--config", config, "--admin-url", adminURL])
+            #expect(untrusted.status != 0)
+
             // Plain HTTP on a TLS port gets no answer.
             let plain = try await Edge.run(
                 "curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(gateway.ingressPort)/healthz"])

@@ -58,7 +58,12 @@ extension BinaryTests {
             #expect(missing.stderr.contains("--secret: environment variable SIGN_TEST_UNSET is not set"), "\(missing.stderr)")
             let noSecret = try await gateway(["sign", "--scheme", "tiktok", "--body", "{}"])
             #expect(noSecret.status != 0)
-            #expect(noSecret.stderr.contains("--scheme and --secret"))
+            #expect(noSecret.stderr.contains("--secret: environment variable TIKTOK_CLIENT_SECRET is not set"), "\(noSecret.stderr)")
+            // With the default variable set, the short form works.
+            let defaulted = try await gateway(
+                ["sign", "--timestamp", "1615338610", "--body", Self.tiktokBody, "--value-only"],
+                environment: ["TIKTOK_CLIENT_SECRET": "client_secret_example"])
+            #expect(defaulted.stdout == "\(Self.tiktokSignature)\n", "\(defaulted.stderr)")
         }
 
         @Test func sendTestEventGoesThroughTheGatewayToTheExampleConsumer() async throws {

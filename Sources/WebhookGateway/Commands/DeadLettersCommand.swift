@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 import Verification
 
 struct DeadLettersCommand: AsyncParsableCommand {
@@ -21,12 +22,21 @@ struct AdminOptions: ParsableArguments {
     @Option(name: .long, help: "Admin base URL such as http://127.0.0.1:9090 (overrides the configuration).")
     var adminURL: String?
 
+    @Option(name: .long, help: "PEM file of the CA (or the self-signed certificate) to trust for an HTTPS admin listener.")
+    var caFile: String?
+
     func access() throws -> AdminAccess {
+        var access: AdminAccess
         do {
-            return try AdminAccess.load(path: config, adminURL: adminURL)
+            access = try AdminAccess.load(path: config, adminURL: adminURL)
         } catch {
             throw ValidationError("invalid configuration: \(error)")
         }
+        if let caFile {
+            guard FileManager.default.isReadableFile(atPath: caFile) else { throw ValidationError("cannot read --ca-file \(caFile)") }
+            access.trustedCertificates = caFile
+        }
+        return access
     }
 }
 
@@ -189,15 +199,19 @@ struct AdminClient {
     }
 
     let access: AdminAccess
-    // A gateway that is not running is reported quickly (the pool retries refused connections
-    // until the connect timeout).
-    let client = HTTPClient(
-        eventLoopGroupProvider: .singleton,
-        configuration: .init(timeout: .init(connect: .seconds(2)))
-    )
+    let client: HTTPClient
 
     init(access: AdminAccess) {
         self.access = access
+        // A gateway that is not running is reported quickly (the pool retries refused connections
+        // until the connect timeout).
+        var configuration = HTTPClient.Configuration(timeout: .init(connect: .seconds(2)))
+        if let file = access.trustedCertificates {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.trustRoots = .file(file)
+            configuration.tlsConfiguration = tls
+        }
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
     func shutdown() {

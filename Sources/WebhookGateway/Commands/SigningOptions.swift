@@ -12,13 +12,20 @@ struct SigningOptions: ParsableArguments {
     @Option(name: .long, help: "The source of --config to sign for (default: the first one).")
     var source: String?
 
-    @Option(name: .long, help: "tiktok or tiktok-shop (without --config).")
+    @Option(name: .long, help: "tiktok or tiktok-shop (without --config; default tiktok).")
     var scheme: String?
 
-    @Option(name: .long, help: "The signing secret: env:NAME, file:PATH or a literal (without --config).")
+    @Option(
+        name: .long,
+        help: """
+            The signing secret: env:NAME, file:PATH or a literal (without --config; default \
+            env:TIKTOK_CLIENT_SECRET, or env:TIKTOK_SHOP_APP_SECRET for tiktok-shop).
+            """)
     var secret: String?
 
-    @Option(name: .long, help: "The TikTok Shop app key: env:NAME, file:PATH or a literal (tiktok-shop, without --config).")
+    @Option(
+        name: .long,
+        help: "The TikTok Shop app key: env:NAME, file:PATH or a literal (tiktok-shop without --config; default env:TIKTOK_SHOP_APP_KEY).")
     var appKey: String?
 
     /// What to sign with, and where the configured source listens.
@@ -31,11 +38,7 @@ struct SigningOptions: ParsableArguments {
     }
 
     func validate() throws {
-        if config == nil {
-            guard scheme != nil, secret != nil else {
-                throw ValidationError("give --config (and --source), or --scheme and --secret")
-            }
-        } else if scheme != nil || secret != nil || appKey != nil {
+        if config != nil, scheme != nil || secret != nil || appKey != nil {
             throw ValidationError("--scheme, --secret and --app-key do not go with --config")
         }
     }
@@ -62,14 +65,17 @@ struct SigningOptions: ParsableArguments {
                 url: "\(scheme)://\(host):\(configuration.listen.port)\(chosen.path)"
             )
         }
-        guard let name = scheme, let scheme = SignatureScheme(name: name) else {
+        guard let scheme = SignatureScheme(name: self.scheme ?? "tiktok") else {
             throw ValidationError("--scheme must be tiktok or tiktok-shop")
         }
-        let secret = try Self.secret(self.secret ?? "", option: "--secret", environment: environment)
+        // The defaults are the variables the example configuration reads.
+        let isShop = scheme == .tiktokShop
+        let secret = try Self.secret(
+            self.secret ?? (isShop ? "env:TIKTOK_SHOP_APP_SECRET" : "env:TIKTOK_CLIENT_SECRET"), option: "--secret",
+            environment: environment)
         var appKey: Secret?
-        if scheme == .tiktokShop {
-            guard let key = self.appKey else { throw ValidationError("the tiktok-shop scheme needs --app-key") }
-            appKey = try Self.secret(key, option: "--app-key", environment: environment)
+        if isShop {
+            appKey = try Self.secret(self.appKey ?? "env:TIKTOK_SHOP_APP_KEY", option: "--app-key", environment: environment)
         }
         return Signing(scheme: scheme, secret: secret, appKey: appKey, url: nil)
     }

@@ -449,6 +449,9 @@ struct EventPattern: Sendable, Hashable {
 struct AdminAccess: Sendable {
     var baseURL: String
     var token: Secret
+    /// A PEM file of certificates to trust for an HTTPS admin listener (`--ca-file`); the
+    /// system's roots when `nil`.
+    var trustedCertificates: String?
 
     /// The environment variable that overrides the configured token.
     static let tokenVariable = "WEBHOOK_GATEWAY_ADMIN_TOKEN"
