@@ -98,6 +98,43 @@ extension BinaryTests {
             #expect(tooLarge.stdout == "2 413", "\(tooLarge.stdout) \(tooLarge.stderr)")
         }
 
+        @Test func http2StreamsHaveTheirOwnReadDeadline() async throws {
+            let directory = try Edge.temporaryDirectory("tls-h2-limits")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let (chain, key) = try await Edge.makeCertificate(in: directory, name: "first")
+            let tls = #""tls": { "certificateChain": "\#(chain)", "privateKey": "\#(key)" }"#
+            let config = try Edge.writeConfig(
+                in: directory, listen: #""host": "127.0.0.1", "port": 0, \#(tls)"#,
+                extra: #""limits": { "readTimeout": "1s", "idleTimeout": "60s" },"#)
+            let gateway = try GatewayProcess(config: config, directory: directory, name: "h2")
+            let base = "https://127.0.0.1:\(gateway.ingressPort)"
+
+            // A body trickled at one byte a second on an HTTP/2 stream: the stream is reset after
+            // the read timeout (curl: exit 92, the stream was not closed cleanly).
+            let body = directory.appendingPathComponent("trickle.json")
+            try Data(repeating: UInt8(ascii: "a"), count: 60).write(to: body)
+            let started = ContinuousClock.now
+            let trickled = try await Edge.run(
+                "curl",
+                [
+                    "-sk", "--http2", "--limit-rate", "1", "-H", "TikTok-Signature: t=1,s=00", "--data-binary", "@\(body.path)",
+                    "\(base)/webhooks/tiktok",
+                ])
+            let elapsed = ContinuousClock.now - started
+            #expect(trickled.status != 0)
+            #expect(elapsed < .seconds(10), "the trickled stream lasted \(elapsed)")
+
+            // Between requests an HTTP/2 client sends control frames; they must not start a read
+            // deadline: the connection stays open (idle) past readTimeout and is reused.
+            let reused = try await Edge.run(
+                "curl",
+                [
+                    "-sk", "--http2", "--rate", "20/m", "-w", "%{http_version} %{http_code} %{num_connects}\n", "-o", "/dev/null",
+                    "\(base)/healthz", "-o", "/dev/null", "\(base)/healthz",
+                ])
+            #expect(reused.stdout == "2 200 1\n2 200 0\n", "\(reused.stdout) \(reused.stderr)")
+        }
+
         @Test func sighupReplacesTheCertificateWithoutDroppingOpenConnections() async throws {
             let directory = try Edge.temporaryDirectory("tls-reload")
             defer { try? FileManager.default.removeItem(at: directory) }

@@ -21,6 +21,13 @@ struct ConnectionLimits: Sendable, Equatable {
 /// to the byte-level ``ConnectionGuard`` as outbound user events (on an HTTP/2 stream, through the
 /// stream's parent channel).
 enum RequestProgress: Sendable {
+    /// An HTTP/2 stream opened. From the first one on, the connection is HTTP/2: each stream has
+    /// its own read deadline (in ``RequestProgressReporter``), and the connection's byte-level
+    /// deadline is off, since control frames (SETTINGS, PING, WINDOW_UPDATE) arrive between
+    /// requests. The connection is busy while any stream is open.
+    case streamOpened
+    /// An HTTP/2 stream closed.
+    case streamClosed
     /// A request's last byte arrived: the read deadline stops.
     case requestRead
     /// A response's last part was written.
@@ -99,8 +106,12 @@ final class ConnectionGate: Sendable {
 /// A request's deadline starts with the first byte received while no request is being read, and
 /// stops when the HTTP layer reports the request complete (``RequestProgress/requestRead``). A
 /// client that trickles headers or a body, one byte a second, is therefore cut off after
-/// `readTimeout` however steadily it sends. One timer per connection is rescheduled lazily, so
-/// reads only store a timestamp.
+/// `readTimeout` however steadily it sends. On HTTP/2 the connection's deadline covers the bytes
+/// until the first stream opens (the TLS handshake, the preface, the first HEADERS frame); then
+/// each stream has its own, and a connection with no open stream is closed by the idle timeout
+/// (Hummingbird's HTTP/2 connection manager counts streams, not bytes, so trickled frames do not
+/// keep it open). One timer per connection is rescheduled lazily, so reads only store a
+/// timestamp.
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
     typealias InboundOut = NIOAny
@@ -112,6 +123,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var slot: ConnectionGate.Slot?
     private var requestStarted: NIODeadline?
     private var pendingResponses = 0
+    /// Set by the first HTTP/2 stream; from then on streams, not bytes, make the connection busy.
+    private var isHTTP2 = false
+    private var openStreams = 0
     private var lastActivity = NIODeadline.now()
     private var timer: Scheduled<Void>?
     private var timerDeadline: NIODeadline?
@@ -159,7 +173,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let now = NIODeadline.now()
         lastActivity = now
-        if requestStarted == nil {
+        if requestStarted == nil && !isHTTP2 {
             requestStarted = now
             slot?.idleSince.store(-1, ordering: .relaxed)
             schedule(context: context)
@@ -173,6 +187,15 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         switch progress {
+        case .streamOpened:
+            isHTTP2 = true
+            requestStarted = nil
+            openStreams += 1
+            slot?.idleSince.store(-1, ordering: .relaxed)
+        case .streamClosed:
+            openStreams = max(0, openStreams - 1)
+            lastActivity = .now()
+            markIdle()
         case .requestRead:
             requestStarted = nil
             pendingResponses += 1
@@ -184,7 +207,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         promise?.succeed()
     }
 
-    private var isIdle: Bool { requestStarted == nil && pendingResponses == 0 }
+    private var isIdle: Bool { requestStarted == nil && pendingResponses == 0 && openStreams == 0 }
 
     private func markIdle() {
         guard isIdle else { return }

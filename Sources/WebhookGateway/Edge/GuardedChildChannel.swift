@@ -30,30 +30,59 @@ struct GuardedChildChannel<Inner: ServerChildChannel>: ServerChildChannel {
 }
 
 /// Reports each request's progress (``RequestProgress``) to the connection's ``ConnectionGuard``:
-/// when a request's last part has been read, and when a response's last part has been written.
+/// on HTTP/1, when a request's last part has been read and when a response's last part has been
+/// written; on HTTP/2, when a stream opens and closes.
 ///
 /// On HTTP/1 the event travels down this channel's own pipeline; on an HTTP/2 stream it is sent
 /// into the parent (connection) channel's pipeline, where the guard sits. A stream is told apart
 /// by its parent having a parent: an HTTP/1 connection's parent is the listening socket.
+///
+/// An HTTP/2 stream also gets its own read deadline here: its request must be complete within
+/// `readTimeout` of the stream opening, or the stream is reset.
 final class RequestProgressReporter: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
 
+    private let readTimeout: TimeAmount
     private var isStream = false
+    private var streamDeadline: Scheduled<Void>?
+
+    init(readTimeout: Duration) {
+        self.readTimeout = .nanoseconds(readTimeout.nanoseconds)
+    }
 
     func handlerAdded(context: ChannelHandlerContext) {
         isStream = context.channel.parent?.parent != nil
+        guard isStream else { return }
+        report(.streamOpened, context: context)
+        let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        streamDeadline = context.eventLoop.scheduleTask(in: readTimeout) {
+            boundContext.value.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        streamDeadline?.cancel()
+        streamDeadline = nil
+        if isStream { report(.streamClosed, context: context) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .end = unwrapInboundIn(data) { report(.requestRead, context: context) }
+        if case .end = unwrapInboundIn(data) {
+            if isStream {
+                streamDeadline?.cancel()
+                streamDeadline = nil
+            } else {
+                report(.requestRead, context: context)
+            }
+        }
         context.fireChannelRead(data)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) { report(.responseSent, context: context) }
+        if !isStream, case .end = unwrapOutboundIn(data) { report(.responseSent, context: context) }
         context.write(data, promise: promise)
     }
 
@@ -83,7 +112,7 @@ struct ListenerProtocol: Sendable {
         )
         // Used for HTTP/1 connections and, with TLS, for HTTP/2 streams too.
         let http1 = HTTP1Channel.Configuration(
-            additionalChannelHandlers: extraHandlers() + [RequestProgressReporter()],
+            additionalChannelHandlers: extraHandlers() + [RequestProgressReporter(readTimeout: limits.readTimeout)],
             httpDecoderConfiguration: decoder
         )
         guard let certificate else {
