@@ -3,12 +3,13 @@
 #   (a) the gateway ingesting unique signed TikTok events durably (SQLite, fsync per group commit),
 #   (b) a bare Hummingbird hello-world,
 #   (c) nginx `return 200` (this machine's HTTP ceiling),
-#   (d) Debian's `webhook` (adnanh/webhook) verifying an HMAC-SHA256 over the same bodies.
+#   (d) Debian's `webhook` (adnanh/webhook) verifying an HMAC-SHA256 over the same bodies,
+#   (e) the gateway again with `listen.tls` (HTTPS; wrk speaks HTTP/1.1 over TLS), on a new store.
 # Prints a markdown table of requests/s, p50, p99 and the gateway's peak RSS.
 #
 #   Benchmarks/ingest/run.sh [duration-seconds] [connections]
 #
-# Needs: wrk, nginx, webhook (apt-get install wrk nginx webhook), python3; builds release binaries.
+# Needs: wrk, nginx, webhook (apt-get install wrk nginx webhook), python3, openssl; builds release binaries.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source Benchmarks/common.sh
@@ -19,7 +20,7 @@ COUNT=${COUNT:-400000}
 WORK=$(mktemp -d /tmp/wg-ingest-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-for tool in wrk nginx webhook python3; do
+for tool in wrk nginx webhook python3 openssl; do
     command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install wrk nginx webhook)" >&2; exit 1; }
 done
 
@@ -97,6 +98,17 @@ WEBHOOK_PID=$!
 wait_for_port 18083
 RESULTS+=("$(run_wrk adnanh-webhook http://127.0.0.1:18083/hooks/tiktok "$WORK/webhook.txt")")
 kill -TERM $WEBHOOK_PID; wait $WEBHOOK_PID || true
+
+# (e) the gateway over TLS, on a store of its own (so the same requests are new events there)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=bench \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+sed -e "s|\"port\": 18080 }|\"port\": 18084, \"tls\": { \"certificateChain\": \"$WORK/cert.pem\", \"privateKey\": \"$WORK/key.pem\" } }|" \
+    -e "s|$WORK/gateway.sqlite|$WORK/gateway-tls.sqlite|" "$WORK/gateway.json" > "$WORK/gateway-tls.json"
+"$GATEWAY" serve --config "$WORK/gateway-tls.json" --log-level warning &
+GATEWAY_PID=$!
+wait_for_port 18084
+RESULTS+=("$(run_wrk gateway-tls https://127.0.0.1:18084/webhooks/tiktok "$WORK/tiktok.txt")")
+kill -TERM $GATEWAY_PID; wait $GATEWAY_PID || true
 
 echo
 echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, loopback, $(nproc) cores shared by client and server"

@@ -143,7 +143,6 @@ struct Gateway {
             onServerRunning: { await ports.admin($0.localAddress?.port ?? 0) },
             logger: logger
         )
-        // Trapped before the listeners are up, so a SIGHUP never falls to the default (exit).
         let reloader = ConfigurationReloader(
             path: configurationPath,
             current: configuration,
@@ -152,6 +151,7 @@ struct Gateway {
             dispatcher: dispatcher,
             logger: logger
         )
+        // Trapped before the listeners are up, so a SIGHUP never falls to the default (exit).
         let hangups = await UnixSignalsSequence(trapping: .sighup)
 
         // Services shut down in reverse order: first the drain flag flips, then the ingress

@@ -190,8 +190,12 @@ extension BinaryTests {
             // The admin listener reloaded its pair too.
             #expect(try await Edge.presentedCommonName(port: gateway.adminPort) == "second")
 
-            // A broken key is refused; the running certificate stays.
+            // A broken key is refused; the running certificate stays. check-config says so first.
             try "not a key".write(toFile: key, atomically: true, encoding: .utf8)
+            let checked = try await Edge.run(
+                GatewayProcess.binary.path, ["check-config", "--config", directory.appendingPathComponent("config.json").path])
+            #expect(checked.status == 2)
+            #expect(checked.stderr.contains("listen.tls: cannot read the private key \(key) (PEM expected)"), "\(checked.stderr)")
             gateway.kill(SIGHUP)
             let log = directory.appendingPathComponent("tls.log")
             #expect(

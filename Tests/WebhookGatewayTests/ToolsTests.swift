@@ -10,13 +10,11 @@ extension BinaryTests {
     /// `Examples/Consumer`, all run as built binaries.
     @Suite(.serialized, .timeLimit(.minutes(3)))
     struct ToolsTests {
-        // The independent vectors of the Verification tests (computed with Python's hmac).
-        static let tiktokBody =
-            #"{"client_key":"your_client_key","event":"minis.trade_order.redeem.success","create_time":1615338610,"user_openid":"","content":"{\"trade_order_id\":\"TOID667700996\",\"order_id\":\"order_id_as_in_your_system\",\"is_sandbox\":true}"}"#
-        static let tiktokSignature = "t=1615338610,s=9a0403a0527e9b5b80981e143dd32d045f6381f404d4c4625d1c74d32800ea1e"
-        static let shopBody =
-            #"{"type":1,"tts_notification_id":"7327112393057371910","shop_id":"7494049642642441621","timestamp":1644412885,"data":{"order_id":"576461413038785752","order_status":"AWAITING_SHIPMENT","update_time":1644412885}}"#
-        static let shopSignature = "3f67ddd0af15077f0a2dbb669f655cee785ae8dc9c59bea41f88f191029e84ff"
+        // The independent vectors of the Verification issue (computed with Python's hmac).
+        static let tiktokBody = IngressTests.tiktokBody
+        static let tiktokSignature = IngressTests.tiktokSignature
+        static let shopBody = IngressTests.shopBody
+        static let shopSignature = IngressTests.shopSignature
 
         func gateway(_ arguments: [String], environment: [String: String] = [:]) async throws -> Edge.Output {
             try await Edge.run(GatewayProcess.binary.path, arguments, environment: environment)

@@ -36,6 +36,16 @@ struct CheckConfigCommand: ParsableCommand {
             FileHandle.standardError.write(Data("\(config): \(error)\n".utf8))
             throw ExitCode(2)
         }
+        // The certificates and keys must load and match, as at startup and on reload.
+        for (field, files) in [("listen.tls", configuration.listen.tls), ("admin.tls", configuration.admin.tls)] {
+            guard let files else { continue }
+            do {
+                _ = try ReloadableCertificate.load(files)
+            } catch {
+                FileHandle.standardError.write(Data("\(config): \(field): \(error)\n".utf8))
+                throw ExitCode(2)
+            }
+        }
         let weak = findings.filter { $0.kind == .weak }.count
         print(
             "configuration ok: \(configuration.sources.count) source(s), \(configuration.consumers.count) consumer(s), "
