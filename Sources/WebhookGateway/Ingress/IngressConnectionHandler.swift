@@ -9,9 +9,10 @@ import NIOHTTPTypes
 /// - Headers larger than the HTTP decoder allows get 431 and the connection is closed, instead of
 ///   the generic 400.
 /// - A response that says `Connection: close` (the 413 for an oversized body does) closes the
-///   connection once written (on an HTTP/2 stream: the header is dropped, as HTTP/2 forbids it,
-///   and the stream is reset, which stops the upload without touching the other streams). Otherwise the server would read, and throw away, the rest of an
-///   oversized upload, however large, before the connection could be used again.
+///   connection once written. Otherwise the server would read, and throw away, the rest of an
+///   oversized upload, however large, before the connection could be used again. On an HTTP/2
+///   stream the header is dropped (HTTP/2 forbids it) and the stream is reset instead, which
+///   stops the upload without touching the connection's other streams.
 ///
 ///   The close lingers, as nginx's does: first only the sending side is shut (the client sees the
 ///   response, then end of stream), and what the client still sends is read and thrown away for

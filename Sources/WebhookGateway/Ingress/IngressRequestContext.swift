@@ -5,11 +5,16 @@ import NIOCore
 /// per-client rate limit is keyed by.
 struct IngressRequestContext: RequestContext {
     var coreContext: CoreRequestContextStorage
-    /// The peer's IP address as text (on an HTTP/2 stream, the connection's peer).
-    let clientAddress: String?
+    private let channel: any Channel
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
-        clientAddress = source.channel.remoteAddress?.ipAddress ?? source.channel.parent?.remoteAddress?.ipAddress
+        channel = source.channel
+    }
+
+    /// The peer's IP address as text (on an HTTP/2 stream, the connection's peer). Made only when
+    /// asked for: most requests never need it.
+    var clientAddress: String? {
+        channel.remoteAddress?.ipAddress ?? channel.parent?.remoteAddress?.ipAddress
     }
 }
