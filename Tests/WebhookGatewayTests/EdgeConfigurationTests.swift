@@ -85,6 +85,14 @@ struct EdgeConfigurationTests {
             old.fieldsNeedingRestart(comparedWith: try base.parse(moved)) == ["listen", "maxBodyBytes", "consumers (the set of names)"])
     }
 
+    @Test(arguments: [
+        ("0.0.0.0", "127.0.0.1"), ("::", "[::1]"), ("127.0.0.1", "127.0.0.1"), ("fe80::1", "[fe80::1]"),
+        ("gateway.internal", "gateway.internal"),
+    ])
+    func localClientsReachAListenerOnLoopback(host: String, expected: String) {
+        #expect(AdminAccess.urlHost(listeningOn: host) == expected)
+    }
+
     func audit(_ document: [String: Any], environment: [String: String] = ConfigurationTests.environment, base: URL? = nil)
         -> [SecretAudit.Finding]
     {

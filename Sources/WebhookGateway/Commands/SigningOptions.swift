@@ -53,10 +53,7 @@ struct SigningOptions: ParsableArguments {
             }
             let chosen = source.map { name in configuration.sources.first { $0.name == name } } ?? configuration.sources.first
             guard let chosen else { throw ValidationError("the configuration has no source named \(source ?? "")") }
-            var host = configuration.listen.host
-            if host == "0.0.0.0" { host = "127.0.0.1" }
-            if host == "::" { host = "::1" }
-            if host.contains(":") { host = "[\(host)]" }
+            let host = AdminAccess.urlHost(listeningOn: configuration.listen.host)
             let scheme = configuration.listen.tls == nil ? "http" : "https"
             return Signing(
                 scheme: chosen.scheme,

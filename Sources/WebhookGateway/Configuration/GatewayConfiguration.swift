@@ -453,6 +453,13 @@ struct AdminAccess: Sendable {
     /// system's roots when `nil`.
     var trustedCertificates: String?
 
+    /// How a local client writes the address of a listener bound to `host` in a URL: a listener on
+    /// every address is reached on loopback, and IPv6 addresses go in brackets.
+    static func urlHost(listeningOn host: String) -> String {
+        let reachable = host == "0.0.0.0" ? "127.0.0.1" : host == "::" ? "::1" : host
+        return reachable.contains(":") ? "[\(reachable)]" : reachable
+    }
+
     /// The environment variable that overrides the configured token.
     static let tokenVariable = "WEBHOOK_GATEWAY_ADMIN_TOKEN"
 
@@ -479,7 +486,7 @@ struct AdminAccess: Sendable {
         var object = try root.object()
         return try object.required("admin") { reader throws(ConfigurationError) in
             var admin = try reader.object()
-            var host = try admin.optional("host") { try $0.nonEmptyString() } ?? "127.0.0.1"
+            let host = try admin.optional("host") { try $0.nonEmptyString() } ?? "127.0.0.1"
             let port = try admin.optional("port") { try $0.integer(in: 0...65_535) } ?? 9_090
             let tls = admin.has("tls")
             let token: Secret
@@ -488,11 +495,7 @@ struct AdminAccess: Sendable {
             } else {
                 token = try admin.required("token") { try $0.secret() }
             }
-            // A listener on every address is reached on loopback.
-            if host == "0.0.0.0" { host = "127.0.0.1" }
-            if host == "::" { host = "::1" }
-            if host.contains(":") { host = "[\(host)]" }
-            var base = adminURL ?? "\(tls ? "https" : "http")://\(host):\(port)"
+            var base = adminURL ?? "\(tls ? "https" : "http")://\(urlHost(listeningOn: host)):\(port)"
             while base.hasSuffix("/") { base.removeLast() }
             return AdminAccess(baseURL: base, token: token)
         }
