@@ -14,6 +14,8 @@ extension BinaryTests {
         struct Round {
             var attack: [String: Any]
             var accepted: Int
+            /// Accepted while the attack was still running.
+            var acceptedDuringAttack: Int
             var failures: [String]
         }
 
@@ -27,6 +29,7 @@ extension BinaryTests {
                 return try await Edge.run("python3", [script, kind, "\(gateway.ingressPort)"])
             }.value
             var accepted = 0
+            var acceptedDuringAttack = 0
             var failures: [String] = []
             var index = 0
             while (!done.load(ordering: .relaxed) || index < 20) && index < validLimit {
@@ -34,14 +37,21 @@ extension BinaryTests {
                 do {
                     let reply = try await Edge.send(
                         orderID: "\(kind)-\(index)", url: "http://127.0.0.1:\(gateway.ingressPort)/webhooks/tiktok")
-                    if reply.status == 200 { accepted += 1 } else { failures.append("\(reply.status) \(reply.text)") }
+                    if reply.status == 200 {
+                        accepted += 1
+                        if !done.load(ordering: .relaxed) { acceptedDuringAttack += 1 }
+                    } else {
+                        failures.append("\(reply.status) \(reply.text)")
+                    }
                 } catch {
                     failures.append("\(error)")
                 }
             }
             let output = try await attack
             let json = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any], "\(output.stderr)")
-            return Round(attack: json, accepted: accepted, failures: failures)
+            // The valid traffic must have run beside the attack, not only after it.
+            #expect(acceptedDuringAttack >= 3, "accepted during the \(kind) attack: \(acceptedDuringAttack)")
+            return Round(attack: json, accepted: accepted, acceptedDuringAttack: acceptedDuringAttack, failures: failures)
         }
 
         func startGateway(_ name: String, extra: String = Self.limits) throws -> (GatewayProcess, URL) {

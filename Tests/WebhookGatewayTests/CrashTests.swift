@@ -46,7 +46,7 @@ extension BinaryTests {
                     }
                 }
             }
-            #expect(gateway.waitForExit(timeout: 10) != nil)
+            #expect(await gateway.waitForExit(timeout: 10) != nil)
             let accepted = acknowledged.withLock { $0 }
             #expect(accepted.count >= killAfter / 2, "the kill should come after many acknowledgements")
             #expect(accepted.count < total, "the kill should come before the traffic ended")
@@ -86,7 +86,7 @@ extension BinaryTests {
             // SIGTERM drains and exits 0 well within 10 seconds.
             let start = Date()
             restarted.kill(SIGTERM)
-            #expect(restarted.waitForExit(timeout: 10) == 0)
+            #expect(await restarted.waitForExit(timeout: 10) == 0)
             #expect(Date().timeIntervalSince(start) < 10)
 
             // And the store holds each event's exact body with its pending delivery.
@@ -136,7 +136,7 @@ extension BinaryTests {
                     }
                 }
             }
-            #expect(gateway.waitForExit(timeout: 10) == 0)
+            #expect(await gateway.waitForExit(timeout: 10) == 0)
             // Requests answered during the drain were answered properly, never with a 5xx.
             #expect(statuses.withLock { $0.allSatisfy { $0 == 200 } })
             let store = try SQLiteStore(

@@ -12,22 +12,11 @@ extension BinaryTests {
         static let adminToken = "crash-test-admin-token"
 
         /// Runs the binary with `arguments` (an admin command); returns exit status, stdout, stderr.
-        static func runCLI(_ arguments: [String], environment: [String: String] = [:]) throws -> (
+        static func runCLI(_ arguments: [String], environment: [String: String] = [:]) async throws -> (
             status: Int32, output: String, errors: String
         ) {
-            let process = Process()
-            process.executableURL = GatewayProcess.binary
-            process.arguments = arguments
-            process.environment = environment
-            let output = Pipe()
-            let errors = Pipe()
-            process.standardOutput = output
-            process.standardError = errors
-            try process.run()
-            let outputData = output.fileHandleForReading.readDataToEndOfFile()
-            let errorData = errors.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: outputData, as: UTF8.self), String(decoding: errorData, as: UTF8.self))
+            let result = try await Edge.run(GatewayProcess.binary.path, arguments, environment: environment)
+            return (result.status, result.stdout, result.stderr)
         }
 
         static func temporaryDirectory(_ name: String) throws -> URL {
@@ -69,7 +58,7 @@ extension BinaryTests {
             // Four deliveries are in flight, held by the consumer; then the gateway dies.
             #expect(await consumer.wait { $0.count >= 4 })
             gateway.kill(SIGKILL)
-            #expect(gateway.waitForExit(timeout: 10) != nil)
+            #expect(await gateway.waitForExit(timeout: 10) != nil)
             let inFlightAtKill = Set(consumer.received.map(\.webhookID))
             #expect(inFlightAtKill.count == 4)
             gate.open()
@@ -90,7 +79,7 @@ extension BinaryTests {
 
             // A graceful stop and start sends nothing again: only a new event goes out.
             restarted.kill(SIGTERM)
-            #expect(restarted.waitForExit(timeout: 10) == 0)
+            #expect(await restarted.waitForExit(timeout: 10) == 0)
             let before = consumer.received.count
             let third = try GatewayProcess(config: config, directory: directory, name: "third")
             let reply = try await GatewayProcess.send(orderID: "after-restart", secret: Self.secret, port: third.ingressPort)
@@ -99,7 +88,7 @@ extension BinaryTests {
             #expect(try await Self.waitForEmptyQueue(third))
             #expect(consumer.received.count == before + 1)
             third.kill(SIGTERM)
-            #expect(third.waitForExit(timeout: 10) == 0)
+            #expect(await third.waitForExit(timeout: 10) == 0)
             await consumer.stop()
         }
 
@@ -120,29 +109,29 @@ extension BinaryTests {
             #expect(try await Self.waitForEmptyQueue(gateway))
             let admin = ["--config", config, "--admin-url", "http://127.0.0.1:\(gateway.adminPort)"]
 
-            let list = try Self.runCLI(["dead-letters", "list"] + admin + ["--consumer", "orders"])
+            let list = try await Self.runCLI(["dead-letters", "list"] + admin + ["--consumer", "orders"])
             #expect(list.status == 0, "\(list.errors)")
             #expect(list.output.hasSuffix("3 dead letters\n"))
             for id in ids { #expect(!list.output.contains(id)) }  // dead-letter ids are listed, not event ids
             #expect(list.output.contains("not retryable: status 400"))
-            let json = try Self.runCLI(["dead-letters", "list", "--json"] + admin)
+            let json = try await Self.runCLI(["dead-letters", "list", "--json"] + admin)
             let object = try #require(try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any])
             let letters = try #require(object["deadLetters"] as? [[String: Any]])
             #expect(Set(letters.compactMap { $0["eventId"] as? String }) == Set(ids))
             let firstLetter = try #require(letters.last?["id"] as? String)
 
-            let dryRun = try Self.runCLI(["dead-letters", "replay"] + admin + ["--consumer", "orders", "--dry-run"])
+            let dryRun = try await Self.runCLI(["dead-letters", "replay"] + admin + ["--consumer", "orders", "--dry-run"])
             #expect(dryRun.status == 0, "\(dryRun.errors)")
             #expect(dryRun.output.components(separatedBy: "would replay dl_").count - 1 == 3)
             #expect(dryRun.output.hasSuffix("replayed 3, skipped 0\n"))
 
             // Replayed while the consumer still refuses: it fails again and becomes a new line.
-            let failedAgain = try Self.runCLI(["dead-letters", "replay"] + admin + ["--consumer", "orders", "--id", firstLetter])
+            let failedAgain = try await Self.runCLI(["dead-letters", "replay"] + admin + ["--consumer", "orders", "--id", firstLetter])
             #expect(failedAgain.output.hasSuffix("replayed 1, skipped 0\n"), "\(failedAgain.output)")
             let deadline = ContinuousClock.now + .seconds(20)
             var relisted: [[String: Any]] = []
             while ContinuousClock.now < deadline && relisted.count < 4 {
-                let output = try Self.runCLI(["dead-letters", "list", "--json"] + admin).output
+                let output = try await Self.runCLI(["dead-letters", "list", "--json"] + admin).output
                 relisted =
                     (try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])?["deadLetters"] as? [[String: Any]] ?? []
                 if relisted.count < 4 { try await Task.sleep(for: .milliseconds(50)) }
@@ -157,7 +146,7 @@ extension BinaryTests {
 
             // Fixed consumer: everything not replayed yet (the two others and the new line) goes again.
             accepting.store(true, ordering: .relaxed)
-            let replay = try Self.runCLI(["dead-letters", "replay"] + admin + ["--consumer", "orders", "--chunk-size", "2"])
+            let replay = try await Self.runCLI(["dead-letters", "replay"] + admin + ["--consumer", "orders", "--chunk-size", "2"])
             #expect(replay.status == 0, "\(replay.errors)")
             #expect(replay.output.hasSuffix("replayed 3, skipped 1\n"), "\(replay.output)")
             // A replay larger than one request shows its progress.
@@ -171,29 +160,30 @@ extension BinaryTests {
                 })
             #expect(try await Self.waitForEmptyQueue(gateway))
 
-            let again = try Self.runCLI(["dead-letters", "replay"] + admin + ["--consumer", "orders"])
+            let again = try await Self.runCLI(["dead-letters", "replay"] + admin + ["--consumer", "orders"])
             #expect(again.output.hasSuffix("replayed 0, skipped 4\n"))
-            let forced = try Self.runCLI(["dead-letters", "replay"] + admin + ["--consumer", "orders", "--id", firstLetter, "--force"])
+            let forced = try await Self.runCLI(
+                ["dead-letters", "replay"] + admin + ["--consumer", "orders", "--id", firstLetter, "--force"])
             #expect(forced.output.hasSuffix("replayed 1, skipped 0\n"))
 
             // Failures: a wrong token, an unreachable admin API, an unknown consumer.
-            let wrongToken = try Self.runCLI(
+            let wrongToken = try await Self.runCLI(
                 ["dead-letters", "list"] + admin, environment: ["WEBHOOK_GATEWAY_ADMIN_TOKEN": "not-the-admin-token"])
             #expect(wrongToken.status != 0)
             #expect(wrongToken.errors.contains("401"))
             #expect(!wrongToken.errors.contains("not-the-admin-token"))
-            let unreachable = try Self.runCLI(["dead-letters", "list", "--config", config, "--admin-url", "http://127.0.0.1:1"])
+            let unreachable = try await Self.runCLI(["dead-letters", "list", "--config", config, "--admin-url", "http://127.0.0.1:1"])
             #expect(unreachable.status != 0)
             // A second gateway on the same store refuses to start (it would release the first one's leases).
-            let second = try Self.runCLI(["serve", "--config", config])
+            let second = try await Self.runCLI(["serve", "--config", config])
             #expect(second.status != 0)
             #expect(second.errors.contains("another webhook-gateway is serving this store"))
-            let unknown = try Self.runCLI(["dead-letters", "replay"] + admin + ["--consumer", "billing"])
+            let unknown = try await Self.runCLI(["dead-letters", "replay"] + admin + ["--consumer", "billing"])
             #expect(unknown.status != 0)
             #expect(unknown.errors.contains("billing"))
 
             gateway.kill(SIGTERM)
-            #expect(gateway.waitForExit(timeout: 10) == 0)
+            #expect(await gateway.waitForExit(timeout: 10) == 0)
             await consumer.stop()
         }
     }

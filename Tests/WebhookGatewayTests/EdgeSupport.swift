@@ -29,6 +29,10 @@ enum Edge {
     }
 
     /// Runs `executable` to its end (found on PATH unless absolute) and returns what it printed.
+    ///
+    /// Nothing here blocks a thread of Swift's cooperative pool (two on this machine): the output
+    /// goes to files, and the exit is awaited through the termination handler. Blocking reads would
+    /// stall every other task of the test process for as long as the child runs.
     @discardableResult
     static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, in directory: URL? = nil)
         async throws -> Output
@@ -38,25 +42,36 @@ enum Edge {
         process.arguments = executable.hasPrefix("/") ? arguments : [executable] + arguments
         if let environment { process.environment = environment }
         if let directory { process.currentDirectoryURL = directory }
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
+        let files = FileManager.default.temporaryDirectory.appendingPathComponent("run-\(UUID().uuidString)")
+        let out = files.appendingPathExtension("out")
+        let err = files.appendingPathExtension("err")
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        FileManager.default.createFile(atPath: err.path, contents: nil)
+        defer {
+            try? FileManager.default.removeItem(at: out)
+            try? FileManager.default.removeItem(at: err)
+        }
+        let outHandle = try FileHandle(forWritingTo: out)
+        let errHandle = try FileHandle(forWritingTo: err)
+        process.standardOutput = outHandle
+        process.standardError = errHandle
         process.standardInput = FileHandle.nullDevice
-        let exited = AsyncStream<Int32> { continuation in
-            process.terminationHandler = {
-                continuation.yield($0.terminationStatus)
-                continuation.finish()
+        let status = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int32, any Error>) in
+            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+            do {
+                try process.run()
+            } catch {
+                process.terminationHandler = nil
+                continuation.resume(throwing: error)
             }
         }
-        try process.run()
-        // Read both pipes while the process runs, so a large output cannot block it.
-        async let stdout = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-        async let stderr = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
-        var status: Int32 = -1
-        for await code in exited { status = code }
+        try? outHandle.close()
+        try? errHandle.close()
         return Output(
-            status: status, stdout: String(decoding: await stdout, as: UTF8.self), stderr: String(decoding: await stderr, as: UTF8.self))
+            status: status,
+            stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? ""
+        )
     }
 
     /// A self-signed certificate for 127.0.0.1 with common name `name`: (chain, key) file paths.

@@ -59,9 +59,10 @@ final class GatewayProcess: @unchecked Sendable {
     }
 
     /// Waits for the process to exit, up to `timeout`; returns its status, or nil if it is still running.
-    func waitForExit(timeout: TimeInterval) -> Int32? {
+    /// (It polls with `Task.sleep`, so that no thread of the cooperative pool is blocked.)
+    func waitForExit(timeout: TimeInterval) async -> Int32? {
         let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
+        while process.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(20)) }
         return process.isRunning ? nil : process.terminationStatus
     }
 

@@ -261,15 +261,11 @@ extension Array where Element: Sendable {
 
 /// A real 1 GB upload, with curl, against the live server: cut at the limit, never read to the end.
 struct LargeUploadTests {
-    func curl(_ arguments: String) throws -> (status: String, uploaded: Double, seconds: Double) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", arguments + " -s -o /dev/null -w '%{http_code} %{size_upload} %{time_total}'"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+    func curl(_ arguments: String) async throws -> (status: String, uploaded: Double, seconds: Double) {
+        // Awaited without blocking a thread: the server under test runs in this process.
+        let output = try await Edge.run(
+            "/bin/sh", ["-c", arguments + " -s -o /dev/null -w '%{http_code} %{size_upload} %{time_total}'"]
+        ).stdout
         let parts = output.split(separator: " ")
         return (String(parts.first ?? ""), Double(parts.dropFirst().first ?? "") ?? -1, Double(parts.last ?? "") ?? -1)
     }
@@ -287,13 +283,13 @@ struct LargeUploadTests {
             let signature = "-H 'TikTok-Signature: \(IngressTests.tiktokSignature)'"
 
             // Declared Content-Length: refused before reading.
-            let declared = try curl("curl -X POST \(signature) -T \(sparse) \(url)")
+            let declared = try await curl("curl -X POST \(signature) -T \(sparse) \(url)")
             #expect(declared.status == "413")
             #expect(declared.uploaded < 64 * 1_048_576)
 
             // Chunked, no length: cut while streaming, and the connection closed, so the client
             // stops long before 1 GB.
-            let streamed = try curl("head -c 1073741824 /dev/zero | curl -X POST \(signature) -T - \(url)")
+            let streamed = try await curl("head -c 1073741824 /dev/zero | curl -X POST \(signature) -T - \(url)")
             #expect(streamed.status == "413", "\(streamed)")
             #expect(streamed.uploaded < 64 * 1_048_576, "\(streamed)")
         }
