@@ -299,6 +299,30 @@ struct DispatcherTests {
         #expect(try harness.deadLetterLines().map { $0["eventId"] as? String } == [a1.id])
     }
 
+    @Test func replacingAConsumersSettingsMovesItsQueueToTheNewOnes() async throws {
+        let old = try await ScriptedConsumer.start { _ in .status(503) }
+        let new = try await ScriptedConsumer.start()
+        let harness = try DispatchHarness(
+            retry: RetryPolicy(maxAttempts: 1_000, initialDelay: .milliseconds(20), maxDelay: .milliseconds(40)),
+            consumer: old
+        )
+        harness.start()
+        var ids: Set<String> = []
+        for index in 0..<10 { ids.insert(try await harness.ingest(order: "m\(index)").id) }
+        #expect(await old.wait { $0.count >= 3 })
+        var moved = harness.endpoint
+        moved.url = new.url
+        await harness.dispatcher?.replace(endpoints: [moved])
+        #expect(try await harness.waitUntilDrained(timeout: .seconds(60)))
+        try await harness.stop()
+        await old.stop()
+        await new.stop()
+        // Every queued delivery reached the new address, with its original webhook-id; the old
+        // worker sent nothing new after it finished what it had in flight.
+        #expect(Set(new.received.map(\.webhookID)) == ids)
+        #expect(harness.observer.snapshot.delivered == 10)
+    }
+
     @Test func aDownConsumerIsPausedAndProbedThenResumes() async throws {
         let up = Atomic<Bool>(false)
         let consumer = try await ScriptedConsumer.start { _ in

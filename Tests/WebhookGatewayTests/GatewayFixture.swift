@@ -49,7 +49,9 @@ final class GatewayFixture: @unchecked Sendable {
     func makeApplication() -> some ApplicationProtocol {
         Application(
             responder: makeResponder(),
-            server: .ingress,
+            // The same edge stack as the gateway's ingress listener, with default limits.
+            server: ListenerProtocol(limits: ConnectionLimits(), extraHandlers: { [IngressConnectionHandler()] })
+                .serverBuilder(gate: ConnectionGate(limits: ConnectionLimits())),
             configuration: .init(address: .hostname("127.0.0.1", port: 0))
         )
     }

@@ -56,11 +56,20 @@ public protocol DispatchObserver: Sendable {
 /// delivery that completed is not sent again after a restart. Leases left by a crash are released
 /// at startup, so what was in flight is sent again (at least once, never lost).
 public final class Dispatcher: Service, Sendable {
-    let workers: Mutex<[String: ConsumerWorker]>
+    /// The workers by consumer, and where `run` is: before it, workers are only recorded (`run`
+    /// starts them all); while it runs, a new worker goes to it through `started`; after graceful
+    /// shutdown began, nothing is replaced any more.
+    struct Workers {
+        var byName: [String: ConsumerWorker]
+        var running = false
+        var stopped = false
+    }
+
+    let workers: Mutex<Workers>
     let store: any DeliveryQueue
     let logger: Logger
     let makeWorker: @Sendable (ConsumerEndpoint) -> ConsumerWorker
-    /// Workers started after `run` began (by ``replace(endpoints:removing:)``).
+    /// Workers started after `run` began (by ``replace(endpoints:)``).
     let started: AsyncStream<ConsumerWorker>
     let startedContinuation: AsyncStream<ConsumerWorker>.Continuation
 
@@ -103,7 +112,7 @@ public final class Dispatcher: Service, Sendable {
         for endpoint in consumers {
             workers[endpoint.name] = makeWorker(endpoint)
         }
-        self.workers = Mutex(workers)
+        self.workers = Mutex(Workers(byName: workers))
         (started, startedContinuation) = AsyncStream.makeStream(of: ConsumerWorker.self)
     }
 
@@ -111,47 +120,45 @@ public final class Dispatcher: Service, Sendable {
     /// from any thread.
     public func wake(consumers: some Sequence<String>) {
         workers.withLock { workers in
-            for consumer in consumers { workers[consumer]?.wake() }
+            for consumer in consumers { workers.byName[consumer]?.wake() }
         }
     }
 
     /// Whether `consumer` is paused (only probes go out).
     public func isPaused(consumer: String) -> Bool {
-        workers.withLock { $0[consumer]?.isPaused ?? false }
+        workers.withLock { $0.byName[consumer]?.isPaused ?? false }
     }
 
-    /// The settings `consumer` is delivered with now.
-    public func endpoint(consumer: String) -> ConsumerEndpoint? {
-        workers.withLock { $0[consumer]?.endpoint }
-    }
-
-    /// Applies new consumer settings while running (a configuration reload): each of `endpoints`
-    /// gets a new worker with its settings, and the consumers in `removing` stop being delivered.
+    /// Applies new settings to configured consumers while running (a configuration reload): each
+    /// of `endpoints` gets a new worker with its settings.
     ///
-    /// A replaced or removed worker stops leasing and finishes the deliveries it has in flight
-    /// (with the settings they started with); nothing queued is dropped. The new worker starts at
-    /// once: the in-flight deliveries are leased, so it does not send them twice, and their
-    /// orders wait for them as always. A removed consumer's queued deliveries stay in the store
-    /// and go out when it is configured again.
-    public func replace(endpoints: [ConsumerEndpoint], removing: [String]) {
-        let (retired, fresh) = workers.withLock { workers in
+    /// The worker it replaces stops leasing and finishes the deliveries it has in flight (with the
+    /// settings they started with); nothing queued is dropped. The new worker starts at once: the
+    /// in-flight deliveries are leased, so it does not send them twice, and their orders wait for
+    /// them as always. Once graceful shutdown has begun this does nothing.
+    public func replace(endpoints: [ConsumerEndpoint]) async {
+        let (retired, fresh, running) = workers.withLock { workers -> ([ConsumerWorker], [ConsumerWorker], Bool) in
+            guard !workers.stopped else { return ([], [], false) }
             var retired: [ConsumerWorker] = []
             var fresh: [ConsumerWorker] = []
-            for name in removing {
-                if let old = workers.removeValue(forKey: name) { retired.append(old) }
-            }
             for endpoint in endpoints {
                 let worker = makeWorker(endpoint)
-                if let old = workers.updateValue(worker, forKey: endpoint.name) { retired.append(old) }
+                if let old = workers.byName.updateValue(worker, forKey: endpoint.name) { retired.append(old) }
                 fresh.append(worker)
             }
-            return (retired, fresh)
+            return (retired, fresh, workers.running)
+        }
+        guard running else {
+            // Before `run`: the new workers start with it, and the replaced ones never ran, so
+            // only their connection pools are left to close.
+            for worker in retired { try? await worker.client.withLock { $0 }.shutdown() }
+            return
         }
         for worker in retired { worker.stop() }
         for worker in fresh {
             if case .terminated = startedContinuation.yield(worker) {
-                // Shutting down: this worker never runs, but its connection pool must be closed.
-                Task { try? await worker.client.withLock { $0 }.shutdown() }
+                // Shutdown began meanwhile: this worker never runs, but its pool must be closed.
+                try? await worker.client.withLock { $0 }.shutdown()
             }
         }
     }
@@ -166,7 +173,10 @@ public final class Dispatcher: Service, Sendable {
             // Leases expire on their own; this only delays those deliveries.
             logger.error("cannot release old leases", metadata: ["error": "\(error)"])
         }
-        let initial = workers.withLock { Array($0.values) }
+        let initial = workers.withLock { workers in
+            workers.running = true
+            return Array(workers.byName.values)
+        }
         let started = self.started
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
@@ -179,8 +189,12 @@ public final class Dispatcher: Service, Sendable {
             }
         } onGracefulShutdown: {
             // No worker starts after this; the current ones finish what is in flight.
+            let current = self.workers.withLock { workers in
+                workers.stopped = true
+                return Array(workers.byName.values)
+            }
             self.startedContinuation.finish()
-            for worker in self.workers.withLock({ Array($0.values) }) { worker.stop() }
+            for worker in current { worker.stop() }
         }
     }
 

@@ -110,10 +110,3 @@ final class IngressConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
         }
     }
 }
-
-extension HTTPServerBuilder {
-    /// HTTP/1.1 with the ingress port's own connection rules.
-    static var ingress: HTTPServerBuilder {
-        .http1(configuration: .init(additionalChannelHandlers: [IngressConnectionHandler()]))
-    }
-}

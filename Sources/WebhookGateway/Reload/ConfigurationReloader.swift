@@ -47,8 +47,8 @@ final class ConfigurationReloader: Sendable {
     }
 
     @discardableResult
-    func reload() -> Outcome {
-        let outcome = attempt()
+    func reload() async -> Outcome {
+        let outcome = await attempt()
         switch outcome {
         case .applied(let changed):
             logger.notice("configuration reloaded", metadata: ["consumers.changed": "\(changed)"])
@@ -58,7 +58,7 @@ final class ConfigurationReloader: Sendable {
         return outcome
     }
 
-    private func attempt() -> Outcome {
+    private func attempt() async -> Outcome {
         guard let path else { return .refused("the gateway was not started from a configuration file") }
         let new: GatewayConfiguration
         do {
@@ -85,7 +85,7 @@ final class ConfigurationReloader: Sendable {
         let changed = new.consumers.filter { consumer in
             old.consumers.first { $0.name == consumer.name }.map { !$0.hasSameDelivery(as: consumer) } ?? false
         }
-        if !changed.isEmpty { dispatcher.replace(endpoints: changed.map(\.endpoint), removing: []) }
+        if !changed.isEmpty { await dispatcher.replace(endpoints: changed.map(\.endpoint)) }
         current.withLock { $0 = new }
         return .applied(changedConsumers: changed.map(\.name))
     }
@@ -98,7 +98,7 @@ struct ReloadService: Service {
 
     func run() async throws {
         for await _ in signals.cancelOnGracefulShutdown() {
-            reloader.reload()
+            await reloader.reload()
         }
     }
 }
