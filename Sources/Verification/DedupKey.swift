@@ -40,8 +40,9 @@ public struct DedupKey: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { rawValue }
 
+    private static let hex = Array("0123456789ABCDEF".utf8)
+
     static func percentEncoded(_ component: String) -> String {
-        let hex = Array("0123456789ABCDEF".utf8)
         var out: [UInt8] = []
         out.reserveCapacity(component.utf8.count)
         for byte in component.utf8 {

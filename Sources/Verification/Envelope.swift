@@ -40,7 +40,7 @@ public struct Envelope: Sendable, Hashable {
                 return .notAnEnvelope(
                     NotAnEnvelope(dedupKey: .bodyHash(source: source, body: bytes), reason: "not a TikTok event envelope"))
             }
-            let content = fields.content.flatMap { try? ContentFields(Array($0.utf8)) }
+            let content = fields.content.flatMap { try? ContentFields(JSONScanner(utf8: $0)) }
             let orderID = content?.orderID
             let key: DedupKey =
                 if let orderID { .order(source: source, event: event, orderID: orderID) } else { .bodyHash(source: source, body: bytes) }
@@ -141,8 +141,8 @@ private struct ContentFields {
     var tradeOrderID: String?
     var isSandbox: Bool?
 
-    init(_ bytes: [UInt8]) throws(JSONScanner.Invalid) {
-        var scanner = try JSONScanner(bytes)
+    init(_ scanner: JSONScanner) throws(JSONScanner.Invalid) {
+        var scanner = scanner
         var fields = (orderID: String?.none, tradeOrderID: String?.none, isSandbox: Bool?.none)
         try scanner.readDocument { key, scanner throws(JSONScanner.Invalid) in
             switch key {

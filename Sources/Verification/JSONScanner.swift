@@ -22,8 +22,32 @@ struct JSONScanner {
 
     /// Fails unless `bytes` is valid UTF-8.
     init(_ bytes: [UInt8]) throws(Invalid) {
-        guard String(validating: bytes, as: UTF8.self) != nil else { throw Invalid() }
+        guard Self.isValidUTF8(bytes) else { throw Invalid() }
         self.bytes = bytes
+    }
+
+    /// The UTF-8 of a `String`, which is valid by construction and is not checked again.
+    init(utf8 text: String) {
+        self.bytes = Array(text.utf8)
+    }
+
+    /// An envelope is usually ASCII: that is checked a word at a time, and only other text is
+    /// decoded to check it.
+    static func isValidUTF8(_ bytes: [UInt8]) -> Bool {
+        let isASCII = bytes.withUnsafeBytes { raw in
+            var index = 0
+            var high: UInt64 = 0
+            while index + 8 <= raw.count {
+                high |= raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                index += 8
+            }
+            while index < raw.count {
+                high |= UInt64(raw[index])
+                index += 1
+            }
+            return high & 0x8080_8080_8080_8080 == 0
+        }
+        return isASCII || String(validating: bytes, as: UTF8.self) != nil
     }
 
     /// Reads a whole document that must be an object, calling `member` with each key; `member`
@@ -120,34 +144,47 @@ struct JSONScanner {
         try expect(UInt8(ascii: "\""))
         let start = index
         // Fast path: no escapes.
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte == UInt8(ascii: "\"") {
-                defer { index += 1 }
-                return String(decoding: bytes[start..<index], as: UTF8.self)
-            }
-            if byte == UInt8(ascii: "\\") { break }
-            guard byte >= 0x20 else { throw Invalid() }
-            index += 1
+        index = endOfRun(from: index)
+        if index < bytes.count, bytes[index] == UInt8(ascii: "\"") {
+            defer { index += 1 }
+            return String(decoding: bytes[start..<index], as: UTF8.self)
         }
-        // Slow path: unescape into UTF-8 bytes.
-        var buffer = Array(bytes[start..<index])
-        buffer.reserveCapacity(buffer.count + 64)
+        // Slow path: unescape into UTF-8 bytes, copying the runs between escapes whole.
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(bytes.count - start)
+        var runStart = start
         while index < bytes.count {
-            let byte = bytes[index]
-            index += 1
-            switch byte {
+            switch bytes[index] {
             case UInt8(ascii: "\""):
+                buffer.append(contentsOf: bytes[runStart..<index])
+                index += 1
                 return String(decoding: buffer, as: UTF8.self)
             case UInt8(ascii: "\\"):
+                buffer.append(contentsOf: bytes[runStart..<index])
+                index += 1
                 UTF8.encode(try readEscape()) { buffer.append($0) }
-            case ..<0x20:
-                throw Invalid()
+                runStart = index
+                index = endOfRun(from: index)
             default:
-                buffer.append(byte)
+                // A control character, which must be escaped in a string.
+                throw Invalid()
             }
         }
         throw Invalid()
+    }
+
+    /// The index of the first quote, backslash or control character at or after `start` (the
+    /// end of the input if there is none): the part of a string that is copied as it is.
+    private func endOfRun(from start: Int) -> Int {
+        bytes.withUnsafeBufferPointer { buffer in
+            var index = start
+            while index < buffer.count {
+                let byte = buffer[index]
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
+                index += 1
+            }
+            return index
+        }
     }
 
     private mutating func readEscape() throws(Invalid) -> Unicode.Scalar {

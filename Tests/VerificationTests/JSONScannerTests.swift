@@ -54,6 +54,32 @@ struct JSONScannerTests {
             ]) == nil)
     }
 
+    /// The ASCII check reads eight bytes at a time: a byte that is not UTF-8, or a multi-byte
+    /// character, must be noticed at every position, inside the words and in the tail.
+    @Test func checksUTF8AtEveryPosition() {
+        // Values of 10 to 17 characters put the end of the value in every position of the tail.
+        for length in 10..<18 {
+            let prefix = Array(#"{"n":12,"key":""#.utf8)
+            let document = prefix + Array(repeating: UInt8(ascii: "a"), count: length) + Array(#""}"#.utf8)
+            for position in prefix.count..<(prefix.count + length) {
+                var invalid = document
+                invalid[position] = 0xFF
+                #expect(members(invalid) == nil, "0xFF at \(position) of \(document.count)")
+                var valid = document
+                valid.replaceSubrange(position..<(position + 1), with: Array("é".utf8))
+                #expect(members(valid)?["n"] == .integer("12"), "é at \(position) of \(document.count)")
+            }
+        }
+    }
+
+    @Test func copiesTheTextBetweenEscapes() {
+        #expect(members(#"{"a":"one\ntwo\tthree\"four\\five\u00e9six"}"#)?["a"] == .string("one\ntwo\tthree\"four\\five\u{e9}six"))
+        #expect(members(#"{"a":"\n"}"#)?["a"] == .string("\n"))
+        // A control character after an escape is as invalid as before one.
+        #expect(members("{\"a\":\"x\\ny\u{01}z\"}") == nil)
+        #expect(members("{\"a\":\"x\\ny") == nil)
+    }
+
     /// Foundation's JSONSerialization is an independent parser: on objects, both must agree on
     /// what is valid JSON, for fixed documents and for thousands of seeded random mutations.
     @Test func agreesWithJSONSerialization() {
