@@ -33,7 +33,15 @@ public struct Envelope: Sendable, Hashable {
 
     /// Parses the envelope of a verified body received on the source named `source`.
     public static func parse(body: some DataProtocol, source: String, verified: VerifiedRequest) -> ParsedBody {
-        let bytes = Array(body)
+        parse(bytes: Array(body), source: source, verified: verified)
+    }
+
+    /// The same for `Data`, specialized here (as `WebhookVerifier` does for the request path).
+    public static func parse(body: Data, source: String, verified: VerifiedRequest) -> ParsedBody {
+        parse(bytes: Array(body), source: source, verified: verified)
+    }
+
+    private static func parse(bytes: [UInt8], source: String, verified: VerifiedRequest) -> ParsedBody {
         switch verified.scheme {
         case .tiktok:
             guard let fields = try? TikTokFields(bytes), let event = fields.event, !event.isEmpty else {

@@ -50,6 +50,30 @@ struct StoreConformance<Store: EventStore & DedupStore & DeliveryQueue> {
         #expect(claimed.map(\.eventID) == [event.id])
     }
 
+    /// The values at the edges of what a column holds: an empty body is an empty blob (not NULL,
+    /// which the column refuses), absent type and order are NULL, empty and non-ASCII text stays
+    /// as it was.
+    func storesEdgeValuesExactly() async throws {
+        let clock = ManualClock()
+        let store = try makeStore({ clock.now }, .seconds(72 * 3_600))
+        var event = Self.event(key: "k:caf\u{e9}", body: "", at: clock.now)
+        event.eventType = nil
+        event.orderID = nil
+        event.headers = [("x-empty", ""), ("x-note", "caf\u{e9} \u{1F600}")]
+        #expect(try await store.accept(event) == .accepted(eventID: event.id))
+        let stored = try #require(try await store.event(id: event.id))
+        #expect(stored.body == Data())
+        #expect(stored.eventType == nil)
+        #expect(stored.orderID == nil)
+        #expect(stored.dedupKey == "k:caf\u{e9}")
+        #expect(stored.headers == ["x-empty": "", "x-note": "caf\u{e9} \u{1F600}"])
+        let claimed = try await store.claim(
+            consumer: "orders", limit: 10, now: clock.now, leaseUntil: clock.now.addingTimeInterval(60), ignoringSchedule: false)
+        #expect(claimed.map(\.eventID) == [event.id])
+        #expect(claimed.first?.body == Data())
+        #expect(claimed.first?.eventType == nil)
+    }
+
     func duplicatesAnswerTheFirstID() async throws {
         let clock = ManualClock()
         let store = try makeStore({ clock.now }, .seconds(72 * 3_600))
@@ -143,6 +167,7 @@ struct StoreConformance<Store: EventStore & DedupStore & DeliveryQueue> {
 
     func runAll() async throws {
         try await storesAndReadsBackExactly()
+        try await storesEdgeValuesExactly()
         try await duplicatesAnswerTheFirstID()
         try await concurrentDuplicatesStoreOneEvent()
         try await keysExpireAfterRetentionAndArePruned()

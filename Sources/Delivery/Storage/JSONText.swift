@@ -9,8 +9,9 @@ package enum JSONText {
         return out
     }
 
-    /// A JSON object of string members, in the given order.
-    package static func object(_ members: some Sequence<(String, String)>) -> String {
+    /// A JSON object of string members, in the given order. (Concrete, so that callers in other
+    /// modules get a specialized function rather than a generic one run through metadata.)
+    package static func object(_ members: [(String, String)]) -> String {
         var out = "{"
         var first = true
         for (key, value) in members {

@@ -135,14 +135,21 @@ extension SQLiteStore {
         let receivedAt = event.receivedAt.milliseconds
         // One statement claims the key: a new key is inserted, an expired claim that was not pruned
         // yet is taken over, a live claim is left alone (no row changes: a duplicate).
-        try db.cachedStatement(
-            sql: """
-                INSERT INTO dedup_keys (key, event_id, expires_at) VALUES (?, ?, ?)
-                ON CONFLICT (key) DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at
-                WHERE dedup_keys.expires_at <= ?
-                """
-        ).execute(arguments: [key, event.id, receivedAt + retention, now])
-        guard db.changesCount > 0 else {
+        var claim = BoundStatement(
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO dedup_keys (key, event_id, expires_at) VALUES (?, ?, ?)
+                    ON CONFLICT (key) DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at
+                    WHERE dedup_keys.expires_at <= ?
+                    """
+            ),
+            in: db
+        )
+        claim.bind(key)
+        claim.bind(event.id)
+        claim.bind(receivedAt + retention)
+        claim.bind(now)
+        guard try claim.run() > 0 else {
             let firstID = try String.fetchOne(
                 db.cachedStatement(sql: "SELECT event_id FROM dedup_keys WHERE key = ?"),
                 arguments: [key]
@@ -150,14 +157,24 @@ extension SQLiteStore {
             guard let firstID else { throw StoreError.corrupt("dedup claim vanished inside its transaction") }
             return .duplicate(firstEventID: firstID)
         }
-        try db.cachedStatement(
-            sql: """
-                INSERT INTO events (id, source, event_type, dedup_key, order_id, received_at, headers, body)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """
-        ).execute(arguments: [
-            event.id, event.source, event.eventType, key, event.orderID, receivedAt, headersJSON(event.headers), event.body,
-        ])
+        var insertEvent = BoundStatement(
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO events (id, source, event_type, dedup_key, order_id, received_at, headers, body)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """
+            ),
+            in: db
+        )
+        insertEvent.bind(event.id)
+        insertEvent.bind(event.source)
+        insertEvent.bind(event.eventType)
+        insertEvent.bind(key)
+        insertEvent.bind(event.orderID)
+        insertEvent.bind(receivedAt)
+        insertEvent.bind(headersJSON(event.headers))
+        insertEvent.bind(event.body)
+        _ = try insertEvent.run()
         if let reason = event.deadLetterReason {
             let deadLetterStatement = try db.cachedStatement(
                 sql: """
@@ -181,7 +198,13 @@ extension SQLiteStore {
                 """
         )
         for consumer in event.consumers {
-            try deliveryStatement.execute(arguments: [event.id, consumer, event.orderID, receivedAt, receivedAt])
+            var delivery = BoundStatement(deliveryStatement, in: db)
+            delivery.bind(event.id)
+            delivery.bind(consumer)
+            delivery.bind(event.orderID)
+            delivery.bind(receivedAt)
+            delivery.bind(receivedAt)
+            _ = try delivery.run()
         }
         return .accepted(eventID: event.id)
     }
@@ -199,6 +222,6 @@ extension SQLiteStore {
                 merged[name] = value
             }
         }
-        return JSONText.object(names.lazy.map { ($0, merged[$0] ?? "") })
+        return JSONText.object(names.map { ($0, merged[$0] ?? "") })
     }
 }

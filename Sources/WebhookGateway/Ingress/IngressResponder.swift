@@ -113,7 +113,7 @@ struct IngressResponder: HTTPResponder {
 extension Response {
     /// A JSON response with a flat string-to-string body.
     static func json(_ status: HTTPResponse.Status, _ fields: KeyValuePairs<String, String>, allow: String? = nil) -> Response {
-        let text = JSONText.object(fields.lazy.map { ($0.key, $0.value) })
+        let text = JSONText.object(fields.map { ($0.key, $0.value) })
         var headers: HTTPFields = [.contentType: "application/json"]
         if let allow { headers[.allow] = allow }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
