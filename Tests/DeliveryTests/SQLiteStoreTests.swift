@@ -21,6 +21,32 @@ struct SQLiteStoreTests {
         try await conformance.runAll()
     }
 
+    /// A value SQLite refuses to bind (here: longer than a lowered length limit) fails the
+    /// event's batch and writes nothing. Unchecked, a refused value is left unbound: a column
+    /// that allows NULL (the order id) would silently be stored as NULL.
+    @Test func aValueThatCannotBeBoundFailsTheEvent() async throws {
+        let directory = try TemporaryDirectory()
+        let clock = ManualClock()
+        let store = try SQLiteStore(
+            configuration: .init(path: directory.path("store.sqlite")), logger: logger, now: { clock.now })
+        try await store.limitValueLength(to: 400)
+        let small = StoreConformance<SQLiteStore>.event(key: "small", at: clock.now)
+        #expect(try await store.accept(small) == .accepted(eventID: small.id))
+        var longOrder = StoreConformance<SQLiteStore>.event(key: "long-order", at: clock.now)
+        longOrder.orderID = String(repeating: "7", count: 1_000)
+        let largeBody = StoreConformance<SQLiteStore>.event(
+            key: "large-body", body: #"{"event":"b","pad":""# + String(repeating: "x", count: 1_000) + #""}"#, at: clock.now)
+        for refused in [longOrder, largeBody] {
+            await #expect(throws: StoreError.self) { try await store.accept(refused) }
+            #expect(try await store.event(id: refused.id) == nil)
+            #expect(try await store.dedupEntry(for: refused.dedupKey) == nil)
+        }
+        #expect(try await store.depth(consumer: "orders") == 1)
+        // The next event binds its own values.
+        let next = StoreConformance<SQLiteStore>.event(key: "next", body: #"{"event":"c"}"#, at: clock.now)
+        #expect(try await store.accept(next) == .accepted(eventID: next.id))
+        #expect(try await store.event(id: next.id)?.body == Data(#"{"event":"c"}"#.utf8))
+    }
     @Test func usesWALWithFullSync() async throws {
         let directory = try TemporaryDirectory()
         let store = try SQLiteStore(configuration: .init(path: directory.path("s.sqlite")), logger: logger)

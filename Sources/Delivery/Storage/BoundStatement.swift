@@ -9,10 +9,15 @@ import GRDBSQLite
 /// first; binding directly costs a fraction of that. The statement still comes from GRDB's cache
 /// (`Database.cachedStatement`), which prepares it once and finalizes it with the connection.
 /// Only the hot inserts use this; everything else binds through GRDB.
+///
+/// A bind that fails (a value over SQLite's length limit, no memory) would leave the parameter
+/// with its previous value, another event's, so the first failure is kept and `run()` throws it
+/// instead of stepping.
 struct BoundStatement: ~Copyable {
     private let handle: SQLiteStatement
     private let connection: SQLiteConnection?
     private var position: Int32 = 0
+    private var failure: Int32 = SQLITE_OK
 
     init(_ statement: Statement, in db: Database) {
         handle = statement.sqliteStatement
@@ -28,21 +33,23 @@ struct BoundStatement: ~Copyable {
         let position = position
         let handle = handle
         var text = text
-        text.withUTF8 { bytes in
-            if let base = bytes.baseAddress {
+        record(
+            text.withUTF8 { bytes in
+                guard let base = bytes.baseAddress else {
+                    // Empty text, not NULL.
+                    return sqlite3_bind_text(handle, position, "", 0, Self.transient)
+                }
+                guard let length = Int32(exactly: bytes.count) else { return SQLITE_TOOBIG }
                 let characters = UnsafeRawPointer(base).assumingMemoryBound(to: CChar.self)
-                _ = sqlite3_bind_text(handle, position, characters, Int32(bytes.count), Self.transient)
-            } else {
-                // Empty text, not NULL.
-                _ = sqlite3_bind_text(handle, position, "", 0, Self.transient)
+                return sqlite3_bind_text(handle, position, characters, length, Self.transient)
             }
-        }
+        )
     }
 
     mutating func bind(_ text: String?) {
         guard let text else {
             position += 1
-            sqlite3_bind_null(handle, position)
+            record(sqlite3_bind_null(handle, position))
             return
         }
         bind(text)
@@ -50,35 +57,50 @@ struct BoundStatement: ~Copyable {
 
     mutating func bind(_ value: Int64) {
         position += 1
-        sqlite3_bind_int64(handle, position, value)
+        record(sqlite3_bind_int64(handle, position, value))
     }
 
     mutating func bind(_ data: Data) {
         position += 1
         let position = position
         let handle = handle
-        data.withUnsafeBytes { bytes in
-            if let base = bytes.baseAddress {
-                _ = sqlite3_bind_blob(handle, position, base, Int32(bytes.count), Self.transient)
-            } else {
-                // An empty blob, not NULL.
-                _ = sqlite3_bind_zeroblob(handle, position, 0)
+        record(
+            data.withUnsafeBytes { bytes in
+                guard let base = bytes.baseAddress else {
+                    // An empty blob, not NULL.
+                    return sqlite3_bind_zeroblob(handle, position, 0)
+                }
+                guard let length = Int32(exactly: bytes.count) else { return SQLITE_TOOBIG }
+                return sqlite3_bind_blob(handle, position, base, length, Self.transient)
             }
-        }
+        )
+    }
+
+    private mutating func record(_ code: Int32) {
+        if code != SQLITE_OK, failure == SQLITE_OK { failure = code }
     }
 
     /// Runs the statement to its end and returns how many rows it changed.
     consuming func run() throws -> Int {
         precondition(position == sqlite3_bind_parameter_count(handle), "every parameter must be bound")
-        defer { sqlite3_reset(handle) }
-        let code = sqlite3_step(handle)
-        guard code == SQLITE_DONE else {
-            throw DatabaseError(
-                resultCode: ResultCode(rawValue: code),
-                message: connection.map { String(cString: sqlite3_errmsg($0)) },
-                sql: String(cString: sqlite3_sql(handle))
-            )
+        // Nothing of this run stays bound: the copies of the values are released now.
+        defer {
+            sqlite3_reset(handle)
+            sqlite3_clear_bindings(handle)
         }
+        guard failure == SQLITE_OK else {
+            throw error(failure, message: "binding an argument failed: " + String(cString: sqlite3_errstr(failure)))
+        }
+        let code = sqlite3_step(handle)
+        guard code == SQLITE_DONE else { throw error(code, message: connection.map { String(cString: sqlite3_errmsg($0)) }) }
         return Int(sqlite3_changes(connection))
+    }
+
+    private func error(_ code: Int32, message: String?) -> DatabaseError {
+        DatabaseError(
+            resultCode: ResultCode(rawValue: code),
+            message: message,
+            sql: String(cString: sqlite3_sql(handle))
+        )
     }
 }

@@ -1,5 +1,6 @@
 public import Foundation
 import GRDB
+import GRDBSQLite
 public import Logging
 import Synchronization
 public import Verification
@@ -195,6 +196,17 @@ public final class SQLiteStore: EventStore, DedupStore, DeliveryQueue, Sendable 
             }
         } catch {
             throw .unavailable("marking dead letters failed", underlying: SendableError(error))
+        }
+    }
+
+    /// Lowers SQLite's limit on the length of one value, on the connection that writes, so that a
+    /// test can make binding an argument fail.
+    package func limitValueLength(to bytes: Int32) async throws(StoreError) {
+        let database = try currentDatabase()
+        do {
+            try await database.pool.write { db in _ = sqlite3_limit(db.sqliteConnection, SQLITE_LIMIT_LENGTH, bytes) }
+        } catch {
+            throw .unavailable("setting a limit failed", underlying: SendableError(error))
         }
     }
 
