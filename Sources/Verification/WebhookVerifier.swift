@@ -49,16 +49,21 @@ public struct WebhookVerifier: Sendable {
         headers: some Sequence<(String, String)>,
         now: Date
     ) throws(VerificationError) -> VerifiedRequest {
-        switch base {
-        case .tiktok(let verifier): try verifier.verify(body: body, headers: headers, now: now)
-        case .tiktokShop(let verifier): try verifier.verify(body: body, headers: headers)
-        }
+        try check(body: body, headers: headers, now: now)
     }
 
     /// The same, for the types the gateway has on its request path. A generic public function
     /// called from another module runs unspecialized (every byte and header through witness
     /// tables and runtime metadata lookups); this one is specialized here, once.
     public func verify(body: Data, headers: [(String, String)], now: Date) throws(VerificationError) -> VerifiedRequest {
+        try check(body: body, headers: headers, now: now)
+    }
+
+    private func check(
+        body: some DataProtocol,
+        headers: some Sequence<(String, String)>,
+        now: Date
+    ) throws(VerificationError) -> VerifiedRequest {
         switch base {
         case .tiktok(let verifier): try verifier.verify(body: body, headers: headers, now: now)
         case .tiktokShop(let verifier): try verifier.verify(body: body, headers: headers)
