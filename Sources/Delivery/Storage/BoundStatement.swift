@@ -10,9 +10,10 @@ import GRDBSQLite
 /// (`Database.cachedStatement`), which prepares it once and finalizes it with the connection.
 /// Only the hot inserts use this; everything else binds through GRDB.
 ///
-/// A bind that fails (a value over SQLite's length limit, no memory) would leave the parameter
-/// with its previous value, another event's, so the first failure is kept and `run()` throws it
-/// instead of stepping.
+/// A bind that fails (a value over SQLite's length limit, no memory) leaves its parameter
+/// unbound, which SQLite reads as NULL: a nullable column would quietly lose the value. So the
+/// first failure is kept and `run()` throws it instead of stepping. Every run ends with the
+/// statement reset and its bindings cleared, so no value of one event is left for the next.
 struct BoundStatement: ~Copyable {
     private let handle: SQLiteStatement
     private let connection: SQLiteConnection?
