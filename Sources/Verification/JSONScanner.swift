@@ -4,11 +4,13 @@
 /// every escape, integers, booleans), every other value is skipped but still checked against the
 /// JSON grammar (RFC 8259), and anything after the document but whitespace is an error. It exists
 /// because decoding an envelope with `JSONDecoder` cost more than verifying its signature.
-struct JSONScanner {
-    struct Invalid: Error {}
+package struct JSONScanner {
+    package struct Invalid: Error {
+        package init() {}
+    }
 
     /// A scalar read from the document; objects, arrays and non-integer numbers are `.other`.
-    enum Scalar: Equatable {
+    package enum Scalar: Equatable {
         case string(String)
         case integer(String)
         case bool(Bool)
@@ -21,7 +23,7 @@ struct JSONScanner {
     private static let maximumDepth = 64
 
     /// Fails unless `bytes` is valid UTF-8.
-    init(_ bytes: [UInt8]) throws(Invalid) {
+    package init(_ bytes: [UInt8]) throws(Invalid) {
         guard Self.isValidUTF8(bytes) else { throw Invalid() }
         self.bytes = bytes
     }
@@ -52,13 +54,13 @@ struct JSONScanner {
 
     /// Reads a whole document that must be an object, calling `member` with each key; `member`
     /// must consume the value with ``readScalar()`` or ``skipValue()``.
-    mutating func readDocument(_ member: (String, inout JSONScanner) throws(Invalid) -> Void) throws(Invalid) {
+    package mutating func readDocument(_ member: (String, inout JSONScanner) throws(Invalid) -> Void) throws(Invalid) {
         try readObject(member)
         skipWhitespace()
         guard index == bytes.count else { throw Invalid() }
     }
 
-    mutating func readObject(_ member: (String, inout JSONScanner) throws(Invalid) -> Void) throws(Invalid) {
+    package mutating func readObject(_ member: (String, inout JSONScanner) throws(Invalid) -> Void) throws(Invalid) {
         skipWhitespace()
         try expect(UInt8(ascii: "{"))
         skipWhitespace()
@@ -81,7 +83,7 @@ struct JSONScanner {
         }
     }
 
-    mutating func readScalar() throws(Invalid) -> Scalar {
+    package mutating func readScalar() throws(Invalid) -> Scalar {
         skipWhitespace()
         guard let first = peek() else { throw Invalid() }
         switch first {
@@ -111,7 +113,28 @@ struct JSONScanner {
         }
     }
 
-    mutating func skipValue(depth: Int = 0) throws(Invalid) {
+    /// Reads an array, calling `element` for each value; `element` must consume it with
+    /// ``readScalar()``, ``readObject(_:)``, ``readArray(_:)`` or ``skipValue()``.
+    package mutating func readArray(_ element: (inout JSONScanner) throws(Invalid) -> Void) throws(Invalid) {
+        skipWhitespace()
+        try expect(UInt8(ascii: "["))
+        skipWhitespace()
+        if peek() == UInt8(ascii: "]") {
+            index += 1
+            return
+        }
+        while true {
+            try element(&self)
+            skipWhitespace()
+            switch next() {
+            case UInt8(ascii: ","): continue
+            case UInt8(ascii: "]"): return
+            default: throw Invalid()
+            }
+        }
+    }
+
+    package mutating func skipValue(depth: Int = 0) throws(Invalid) {
         guard depth < Self.maximumDepth else { throw Invalid() }
         skipWhitespace()
         switch peek() {

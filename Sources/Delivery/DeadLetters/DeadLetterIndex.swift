@@ -32,14 +32,6 @@ public final class DeadLetterIndex: Sendable {
         var inode: UInt64
     }
 
-    /// The fields a filter needs, decoded from a whole line.
-    private struct Summary: Decodable {
-        var id: String
-        var eventType: String?
-        var dedupKey: String
-        var deadLetteredAt: Date
-    }
-
     public let writer: DeadLetterWriter
     private let files = Mutex<[String: FileIndex]>([:])
 
@@ -92,7 +84,6 @@ public final class DeadLetterIndex: Sendable {
     /// Indexes the complete lines of `data`, which starts at `index.indexedBytes`. A last line
     /// without its newline (being written right now) waits for the next call.
     private func extend(_ index: inout FileIndex, with data: Data) {
-        let decoder = DeadLetter.decoder
         let base = index.indexedBytes
         var consumed = 0
         data.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) in
@@ -101,24 +92,12 @@ public final class DeadLetterIndex: Sendable {
             while let newline = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) {
                 let length = newline - start
                 if length > 0 {
-                    let line = Data(bytes: buffer.baseAddress! + start, count: length)
-                    if let summary = try? decoder.decode(Summary.self, from: line) {
+                    let line = Array(bytes[start..<newline])
+                    if let entry = (try? DeadLetterLine(line, summaryOnly: true))?.entry(offset: base + start, length: length) {
                         // A line written again after a crash (same id) is left out.
-                        guard index.ids.insert(summary.id).inserted else {
-                            start = newline + 1
-                            consumed = start
-                            continue
+                        if index.ids.insert(entry.id).inserted {
+                            index.entries.append(entry)
                         }
-                        index.entries.append(
-                            Entry(
-                                id: summary.id,
-                                eventType: summary.eventType,
-                                dedupKey: summary.dedupKey,
-                                deadLetteredAt: summary.deadLetteredAt,
-                                offset: base + start,
-                                length: length
-                            )
-                        )
                     } else {
                         index.unreadableLines += 1
                     }
@@ -135,12 +114,11 @@ public final class DeadLetterIndex: Sendable {
     public func load(_ entries: some Sequence<Entry>, consumer: String) -> [DeadLetter] {
         guard let handle = FileHandle(forReadingAtPath: writer.path(consumer: consumer)) else { return [] }
         defer { try? handle.close() }
-        let decoder = DeadLetter.decoder
         var deadLetters: [DeadLetter] = []
         for entry in entries {
             guard (try? handle.seek(toOffset: UInt64(entry.offset))) != nil,
                 let line = try? handle.read(upToCount: entry.length),
-                let deadLetter = try? decoder.decode(DeadLetter.self, from: line),
+                let deadLetter = DeadLetter.read(line: line),
                 deadLetter.id == entry.id
             else { continue }
             deadLetters.append(deadLetter)

@@ -68,11 +68,10 @@ public struct DeadLetterWriter: Sendable {
     /// and counted.
     public func read(consumer: String) -> (deadLetters: [DeadLetter], unreadableLines: Int) {
         guard let data = FileManager.default.contents(atPath: path(consumer: consumer)) else { return ([], 0) }
-        let decoder = DeadLetter.decoder
         var deadLetters: [DeadLetter] = []
         var unreadable = 0
         for line in data.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
-            if let deadLetter = try? decoder.decode(DeadLetter.self, from: Data(line)) {
+            if let deadLetter = DeadLetter.read(line: line) {
                 deadLetters.append(deadLetter)
             } else {
                 unreadable += 1
