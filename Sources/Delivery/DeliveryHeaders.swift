@@ -17,7 +17,7 @@ public struct DeliveryHeaders: Sendable, Hashable {
         dedupKey: String,
         attempt: Int,
         timestamp: Int64,
-        body: some DataProtocol,
+        body: Data,
         signer: StandardWebhooksSigner
     ) {
         fields = [

@@ -16,6 +16,8 @@ public struct StandardWebhooksKey: Sendable {
     public static let byteCounts = 24...64
 
     let key: SymmetricKey
+    /// An HMAC keyed once here and copied for each message: keying costs more than a small body.
+    private let keyed: HMAC<SHA256>
 
     public init(secret: Secret) throws(FormatError) {
         let text = secret.text
@@ -29,6 +31,7 @@ public struct StandardWebhooksKey: Sendable {
             throw FormatError(description: "a signing secret must encode 24 to 64 bytes, found \(raw.count)")
         }
         self.key = SymmetricKey(data: raw)
+        self.keyed = HMAC<SHA256>(key: key)
     }
 
     /// A new random secret in `whsec_` form, for `check-config`'s advice and for tests.
@@ -39,7 +42,7 @@ public struct StandardWebhooksKey: Sendable {
 
     /// The raw signature bytes of `id.timestamp.body`.
     func mac(id: String, timestamp: Int64, body: some DataProtocol) -> HMAC<SHA256>.MAC {
-        var hmac = HMAC<SHA256>(key: key)
+        var hmac = keyed
         hmac.update(data: Array("\(id).\(timestamp).".utf8))
         hmac.update(data: body)
         return hmac.finalize()

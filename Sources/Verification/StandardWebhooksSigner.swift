@@ -20,4 +20,10 @@ public struct StandardWebhooksSigner: Sendable {
     public func signature(id: String, timestamp: Int64, body: some DataProtocol) -> String {
         "v1," + Data(key.mac(id: id, timestamp: timestamp, body: body)).base64EncodedString()
     }
+
+    /// The same for a body held as `Data`, as the dispatcher holds it. A generic public function
+    /// called from another module runs unspecialized; this one is specialized here.
+    public func signature(id: String, timestamp: Int64, body: Data) -> String {
+        "v1," + Data(key.mac(id: id, timestamp: timestamp, body: body)).base64EncodedString()
+    }
 }

@@ -14,7 +14,7 @@ struct DeliveryHeadersTests {
             dedupKey: "tiktok:minis.trade_order.redeem.success:42",
             attempt: 3,
             timestamp: 1_614_265_330,
-            body: Array(#"{"test": 2432232314}"#.utf8),
+            body: Data(#"{"test": 2432232314}"#.utf8),
             signer: signer
         )
         #expect(headers["webhook-signature"] == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
