@@ -10,8 +10,13 @@ wait_for_port() {
     exit 1
 }
 
-# Builds the release binaries the benchmarks run; sets GATEWAY and HELLO to their paths.
+# Builds the release binaries the benchmarks run; sets GATEWAY and HELLO to their paths. With both
+# already set to executables (to compare two builds of the gateway), nothing is built.
 build_binaries() {
+    if [ -x "${GATEWAY:-}" ] && [ -x "${HELLO:-}" ]; then
+        echo "using GATEWAY=$GATEWAY HELLO=$HELLO" >&2
+        return
+    fi
     echo "building release binaries…" >&2
     swift build -c release --product webhook-gateway >&2
     swift build -c release --package-path Benchmarks --product HelloHummingbird >&2

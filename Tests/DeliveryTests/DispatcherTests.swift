@@ -203,6 +203,43 @@ struct DispatcherTests {
         #expect(received[1].at.timeIntervalSince(received[0].at) >= 0.95)
     }
 
+    /// A consumer's answer body is read to its end and dropped: a large one does not stop the
+    /// delivery, and the connection goes on to carry the next one.
+    @Test func aLargeAnswerBodyIsReadAndDropped() async throws {
+        let consumer = try await ScriptedConsumer.start { _ in ScriptedConsumer.Reply(status: 200, bodyBytes: 32 << 20) }
+        let harness = try DispatchHarness(concurrency: 1, consumer: consumer)
+        harness.start()
+        try await harness.ingest(order: "1")
+        try await harness.ingest(order: "2")
+        #expect(try await harness.waitUntilDrained())
+        try await harness.stop()
+        await consumer.stop()
+        #expect(consumer.received.count == 2)
+        #expect(try harness.deadLetterLines().isEmpty)
+    }
+
+    /// A status, once received, is the consumer's answer even if the body then breaks off: a 200
+    /// is delivered, a 400 refused, neither retried.
+    @Test(arguments: [(200, 0), (400, 1)])
+    func aStatusStandsWhenTheAnswerBodyBreaksOff(status: Int, deadLetters: Int) async throws {
+        let consumer = try await ScriptedConsumer.start { _ in
+            ScriptedConsumer.Reply(status: status, bodyBytes: 100 << 10, breaksBody: true)
+        }
+        let harness = try DispatchHarness(
+            retry: RetryPolicy(maxAttempts: 5, initialDelay: .milliseconds(10), maxDelay: .seconds(1)), consumer: consumer)
+        harness.start()
+        try await harness.ingest(order: "1")
+        #expect(try await harness.waitUntilDrained())
+        try await harness.stop()
+        await consumer.stop()
+        #expect(consumer.received.count == 1)
+        let lines = try harness.deadLetterLines()
+        #expect(lines.count == deadLetters)
+        if deadLetters == 1 {
+            #expect(lines.first?["reason"] as? String == "not retryable: status 400")
+        }
+    }
+
     @Test func aPermanentRefusalIsDeadLetteredAtOnce() async throws {
         let consumer = try await ScriptedConsumer.start { _ in .status(400) }
         let harness = try DispatchHarness(consumer: consumer)

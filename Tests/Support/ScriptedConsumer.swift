@@ -22,11 +22,19 @@ public final class ScriptedConsumer: Sendable {
         public var status: Int
         public var headers: [String: String]
         public var delay: Duration?
+        /// Bytes of body streamed after the head, in 64 KiB chunks.
+        public var bodyBytes: Int
+        /// Whether the body breaks off after `bodyBytes`: the connection closes mid-body.
+        public var breaksBody: Bool
 
-        public init(status: Int, headers: [String: String] = [:], delay: Duration? = nil) {
+        public init(
+            status: Int, headers: [String: String] = [:], delay: Duration? = nil, bodyBytes: Int = 0, breaksBody: Bool = false
+        ) {
             self.status = status
             self.headers = headers
             self.delay = delay
+            self.bodyBytes = bodyBytes
+            self.breaksBody = breaksBody
         }
 
         public static func status(_ status: Int) -> Reply { Reply(status: status) }
@@ -122,7 +130,20 @@ public final class ScriptedConsumer: Sendable {
         for (name, value) in reply.headers {
             if let name = HTTPField.Name(name) { fields[name] = value }
         }
-        return Response(status: .init(code: reply.status), headers: fields)
+        guard reply.bodyBytes > 0 || reply.breaksBody else {
+            return Response(status: .init(code: reply.status), headers: fields)
+        }
+        let body = ResponseBody { writer in
+            let chunk = ByteBuffer(repeating: UInt8(ascii: "a"), count: 64 << 10)
+            var left = reply.bodyBytes
+            while left > 0 {
+                try await writer.write(chunk.getSlice(at: 0, length: min(left, chunk.readableBytes))!)
+                left -= chunk.readableBytes
+            }
+            if reply.breaksBody { throw CancellationError() }
+            try await writer.finish(nil)
+        }
+        return Response(status: .init(code: reply.status), headers: fields, body: body)
     }
 }
 
