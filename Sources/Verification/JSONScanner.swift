@@ -141,21 +141,7 @@ package struct JSONScanner {
         case UInt8(ascii: "{"):
             try readObject { _, scanner throws(Invalid) in try scanner.skipValue(depth: depth + 1) }
         case UInt8(ascii: "["):
-            index += 1
-            skipWhitespace()
-            if peek() == UInt8(ascii: "]") {
-                index += 1
-                return
-            }
-            while true {
-                try skipValue(depth: depth + 1)
-                skipWhitespace()
-                switch next() {
-                case UInt8(ascii: ","): continue
-                case UInt8(ascii: "]"): return
-                default: throw Invalid()
-                }
-            }
+            try readArray { scanner throws(Invalid) in try scanner.skipValue(depth: depth + 1) }
         default:
             _ = try readScalar()
         }

@@ -20,8 +20,10 @@ extension BinaryTests {
         }
 
         /// Runs attack `kind` against `gateway` and sends valid events until it ends (at least 20;
-        /// at most `validLimit`, when given).
-        func underAttack(_ kind: String, _ gateway: GatewayProcess, validLimit: Int = .max) async throws -> Round {
+        /// at most `validLimit`, when given). An event whose connection was closed before any answer
+        /// is sent again up to `resends` times, as TikTok resends; with the default 0, a lost
+        /// connection is a failure.
+        func underAttack(_ kind: String, _ gateway: GatewayProcess, validLimit: Int = .max, resends: Int = 0) async throws -> Round {
             let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Scripts/attack.py").path
             let done = Atomic<Bool>(false)
             async let attack = Task {
@@ -34,17 +36,20 @@ extension BinaryTests {
             var index = 0
             while (!done.load(ordering: .relaxed) || index < 20) && index < validLimit {
                 index += 1
-                do {
-                    let reply = try await Edge.send(
-                        orderID: "\(kind)-\(index)", url: "http://127.0.0.1:\(gateway.ingressPort)/webhooks/tiktok")
-                    if reply.status == 200 {
-                        accepted += 1
-                        if !done.load(ordering: .relaxed) { acceptedDuringAttack += 1 }
-                    } else {
-                        failures.append("\(reply.status) \(reply.text)")
+                for attempt in 0...resends {
+                    do {
+                        let reply = try await Edge.send(
+                            orderID: "\(kind)-\(index)", url: "http://127.0.0.1:\(gateway.ingressPort)/webhooks/tiktok")
+                        if reply.status == 200 {
+                            accepted += 1
+                            if !done.load(ordering: .relaxed) { acceptedDuringAttack += 1 }
+                        } else {
+                            failures.append("\(reply.status) \(reply.text)")
+                        }
+                        break
+                    } catch {
+                        if attempt == resends { failures.append("\(error)") }
                     }
-                } catch {
-                    failures.append("\(error)")
                 }
             }
             let output = try await attack
@@ -73,7 +78,11 @@ extension BinaryTests {
         @Test func manyIdleConnectionsDoNotLockOutValidTraffic() async throws {
             let (gateway, directory) = try startGateway("idle")
             defer { try? FileManager.default.removeItem(at: directory) }
-            let round = try await underAttack("idle", gateway)
+            // At the limit the connection idle the longest is closed for a newcomer. A valid
+            // connection whose request is not read yet is idle too, and while the flood opens a
+            // hundred connections faster than that request is read, it is closed like the
+            // attacker's: so a valid event may need a second connection, as any sender's would.
+            let round = try await underAttack("idle", gateway, resends: 2)
             let opened = try #require(round.attack["opened"] as? Int)
             let closed = try #require(round.attack["closedByServer"] as? Int)
             // At most 100 stay open: the rest were refused or closed to make room.
