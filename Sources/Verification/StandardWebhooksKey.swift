@@ -15,7 +15,6 @@ public struct StandardWebhooksKey: Sendable {
     public static let prefix = "whsec_"
     public static let byteCounts = 24...64
 
-    let key: SymmetricKey
     /// An HMAC keyed once here and copied for each message: keying costs more than a small body.
     private let keyed: HMAC<SHA256>
 
@@ -30,8 +29,7 @@ public struct StandardWebhooksKey: Sendable {
         guard Self.byteCounts.contains(raw.count) else {
             throw FormatError(description: "a signing secret must encode 24 to 64 bytes, found \(raw.count)")
         }
-        self.key = SymmetricKey(data: raw)
-        self.keyed = HMAC<SHA256>(key: key)
+        self.keyed = HMAC<SHA256>(key: SymmetricKey(data: raw))
     }
 
     /// A new random secret in `whsec_` form, for `check-config`'s advice and for tests.
