@@ -161,7 +161,10 @@ struct Gateway {
         var groupConfiguration = ServiceGroupConfiguration(
             services: [
                 .init(service: ReloadService(reloader: reloader, signals: hangups)),
-                .init(service: DedupPruneService(store: store, logger: logger, now: now)),
+                .init(
+                    service: PruneService(
+                        dedup: store, events: store, eventRetention: configuration.eventRetention, logger: logger, now: now)
+                ),
                 .init(service: deadLetters),
                 .init(service: dispatcher),
                 .init(service: admin),

@@ -225,6 +225,9 @@ final class ConsumerWorker: Sendable {
             /// The outcome could not be stored, or the attempt was cancelled: the lease stays until
             /// it expires or the next start releases it, then the delivery goes again.
             case abandoned
+            /// The request could not be sent at all; the delivery is dead-lettered and the
+            /// consumer's health is unchanged.
+            case unsendable
         }
 
         var result: Result
@@ -483,39 +486,52 @@ final class ConsumerWorker: Sendable {
         }
         request.body = .bytes(ByteBuffer(bytes: delivery.body))
 
-        var status: Int?
-        var failure: String?
-        var retryAfter: Duration?
         let client = isProbe ? makeClient() : self.client.withLock { $0 }
-        defer {
-            if isProbe {
-                if let status, AttemptClass(status: status) != .retryable {
-                    // The consumer is back: keep the fresh pool, drop the old one.
-                    let old = self.client.withLock { current in
-                        defer { current = client }
-                        return current
-                    }
-                    Task { try? await old.shutdown() }
-                } else {
-                    Task { try? await client.shutdown() }
+        let answer: Exchange
+        do {
+            answer = try await exchange(request, client: client)
+        } catch {
+            if isProbe { Task { try? await client.shutdown() } }
+            return AttemptReport(result: .abandoned, wasProbe: isProbe)
+        }
+        if isProbe {
+            if let status = answer.status, AttemptClass(status: status) != .retryable {
+                // The consumer is back: keep the fresh pool, drop the old one.
+                let old = self.client.withLock { current in
+                    defer { current = client }
+                    return current
                 }
+                Task { try? await old.shutdown() }
+            } else {
+                Task { try? await client.shutdown() }
             }
         }
-        do {
-            let response = try await client.execute(request, timeout: .milliseconds(endpoint.timeout.milliseconds))
-            status = Int(response.status.code)
-            if let value = response.headers.first(name: "retry-after") {
-                retryAfter = RetryAfter.parse(value, now: now())
-            }
-            // Read the (ignored) body to the end so the connection goes back to the pool.
-            for try await _ in response.body {}
-        } catch {
-            if Task.isCancelled {
+        if let unsendable = answer.unsendable {
+            // The request never left: this delivery cannot be sent as it is, and the consumer's
+            // health is not in question. Dead-letter it at once.
+            var attempts = delivery.attempts
+            attempts.append(DeadLetter.Attempt(at: startedAt, status: nil, error: unsendable))
+            let update = DeliveryUpdate.deadLetter(
+                id: delivery.id, attempts: attempts, reason: "cannot be sent: \(unsendable)", at: now())
+            do {
+                try await store.finish([update])
+            } catch {
+                logger.error(
+                    "cannot record a delivery outcome; it will be sent again",
+                    metadata: ["event.id": "\(delivery.eventID)", "error": "\(error)"]
+                )
                 return AttemptReport(result: .abandoned, wasProbe: isProbe)
             }
-            // A status, once received, is the consumer's answer even if its body broke off.
-            if status == nil { failure = Self.describe(error) }
+            logger.warning(
+                "delivery cannot be sent; dead-lettering",
+                metadata: ["event.id": "\(delivery.eventID)", "attempt": "\(number)", "error": "\(unsendable)"]
+            )
+            onDeadLetterDecided()
+            return AttemptReport(result: .unsendable, wasProbe: isProbe)
         }
+        let status = answer.status
+        let failure = answer.failure
+        let retryAfter = answer.retryAfter
 
         let outcome = AttemptClass(status: status)
         var attempts = delivery.attempts
@@ -570,6 +586,81 @@ final class ConsumerWorker: Sendable {
             onDeadLetterDecided()
         }
         return AttemptReport(result: .answered(outcome), wasProbe: isProbe, retryAfter: retryAfter, nextAttemptAt: nextAttemptAt)
+    }
+
+    /// What one exchange with the consumer gave.
+    struct Exchange: Sendable {
+        /// The consumer's status, once its response head arrived (it stands even if the body then
+        /// broke off); `nil` when there was no answer in time.
+        var status: Int?
+        var retryAfter: Duration?
+        /// Why there was no answer (connection refused, timeout, …).
+        var failure: String?
+        /// Set when the request could not be sent at all (the HTTP client refused it before
+        /// anything left): the delivery's own fault, not the consumer's.
+        var unsendable: String?
+    }
+
+    /// Posts `request` and reads the whole answer within the consumer's `timeout`: connecting,
+    /// sending, the response head and the response body. AsyncHTTPClient's deadline covers only
+    /// the part before the head, so the body is read in a child task that a sibling cancels at
+    /// the deadline; a consumer that answers its status and then stalls counts as a timeout.
+    ///
+    /// Throws only when the attempt itself was cancelled (shutdown).
+    func exchange(_ request: HTTPClientRequest, client: HTTPClient) async throws -> Exchange {
+        let timeout = endpoint.timeout
+        let now = self.now
+        let answer = try await withThrowingTaskGroup(of: Exchange?.self) { group in
+            group.addTask {
+                var answer = Exchange()
+                do {
+                    let response = try await client.execute(request, timeout: .milliseconds(timeout.milliseconds))
+                    answer.status = Int(response.status.code)
+                    if let value = response.headers.first(name: "retry-after") {
+                        answer.retryAfter = RetryAfter.parse(value, now: now())
+                    }
+                    // Read the (ignored) body to the end so the connection goes back to the pool.
+                    for try await _ in response.body {}
+                } catch {
+                    if Task.isCancelled { return nil }
+                    if answer.status == nil {
+                        if let reason = Self.unsendableReason(error) {
+                            answer.unsendable = reason
+                        } else {
+                            answer.failure = Self.describe(error)
+                        }
+                    }
+                }
+                return answer
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? nil
+        }
+        try Task.checkCancellation()
+        // No answer before the deadline (the sleeper finished first): a timeout, even when the
+        // status line had arrived and only the body was missing.
+        return answer ?? Exchange(status: nil, failure: "timeout")
+    }
+
+    /// Why the HTTP client refused to send a request at all, or `nil` if the error came from the
+    /// exchange. The reason never holds the refused value (it could be part of a signature).
+    static func unsendableReason(_ error: any Error) -> String? {
+        guard let error = error as? HTTPClientError else { return nil }
+        switch error {
+        case .invalidURL, .emptyHost, .emptyScheme, .missingSocketPath: return "the consumer URL is invalid"
+        case .bodyLengthMismatch, .identityCodingIncorrectlyPresent:
+            return "the HTTP client refused the request framing"
+        default:
+            // These two carry the refused values, so they are told apart by their case name only.
+            let text = String(describing: error)
+            if text.contains("invalidHeaderFieldValues") { return "the HTTP client refused a header value" }
+            if text.contains("invalidHeaderFieldNames") { return "the HTTP client refused a header name" }
+            return nil
+        }
     }
 
     /// A short description of a failed attempt for the dead-letter line: never a secret (the
