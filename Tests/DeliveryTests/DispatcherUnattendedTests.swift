@@ -94,6 +94,11 @@ struct DispatcherUnattendedTests {
                 received.contains { $0.webhookID == good.id }
             })
         #expect(ContinuousClock.now - sentAt < .seconds(30))
+        // Its 2xx resumes the consumer (the report reaches the loop just after the consumer answered).
+        let resumedWithin = ContinuousClock.now + .seconds(10)
+        while harness.observer.snapshot.pauses != [true, false] && ContinuousClock.now < resumedWithin {
+            try await Task.sleep(for: .milliseconds(10))
+        }
         #expect(harness.observer.snapshot.pauses == [true, false])
         try await harness.stop()
         await consumer.stop()
