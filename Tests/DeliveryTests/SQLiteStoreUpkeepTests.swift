@@ -68,6 +68,51 @@ struct SQLiteStoreUpkeepTests {
         #expect(try await store.event(id: events[6].id) != nil)
     }
 
+    /// Under a steady load with pruning, the database stops growing once a retention window is
+    /// full: pruned rows' pages are reused. Eight simulated days with a one-day retention, 600
+    /// deliveries of 1 KiB events a day, pruned every three hours; without pruning the file would
+    /// grow by the same amount each day.
+    @Test func underASteadyLoadTheDatabaseLevelsOff() async throws {
+        let directory = try TemporaryDirectory()
+        let clock = ManualClock()
+        let store = try SQLiteStore(
+            configuration: .init(path: directory.path("store.sqlite"), dedupRetention: .seconds(72 * 3_600)),
+            logger: logger, now: { clock.now })
+        let service = PruneService(
+            dedup: store, events: store, eventRetention: .seconds(86_400), logger: logger, now: { clock.now })
+        let padding = String(repeating: "x", count: 1_000)
+        var pagesAtEndOfDay: [Int] = []
+        for day in 0..<8 {
+            for slot in 0..<8 {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for index in 0..<75 {
+                        let key = "d\(day)-\(slot)-\(index)"
+                        var event = StoreConformance<SQLiteStore>.event(
+                            key: key, id: "evt_\(key)", body: #"{"k":"\#(key)","pad":"\#(padding)"}"#, at: clock.now)
+                        event.orderID = nil
+                        group.addTask { _ = try await store.accept(event) }
+                    }
+                    try await group.waitForAll()
+                }
+                let claimed = try await claimAll(store, clock)
+                try await store.finish(claimed.map { DeliveryUpdate.delivered(id: $0.id) })
+                clock.advance(by: 3 * 3_600)
+                await service.pruneOnce()
+            }
+            pagesAtEndOfDay.append(try await store.pageCounts().total)
+        }
+        #expect(try await store.depth(consumer: "orders") == 0)
+        // The first days fill the windows (a day of events, three days of dedup keys); from
+        // day 4 on, the file holds its size within a few percent.
+        let settled = pagesAtEndOfDay[4]
+        for pages in pagesAtEndOfDay[5...] {
+            #expect(Double(pages) <= Double(settled) * 1.05, "pages by day: \(pagesAtEndOfDay)")
+        }
+        // Without pruning, eight days would hold four times what two days hold.
+        #expect(Double(pagesAtEndOfDay[7]) < Double(pagesAtEndOfDay[1]) * 2, "pages by day: \(pagesAtEndOfDay)")
+        print("database pages at the end of each simulated day: \(pagesAtEndOfDay)")
+    }
+
     @Test func theQueueDepthIsReadWithoutQueryingAndSurvivesAReopen() async throws {
         let directory = try TemporaryDirectory()
         let clock = ManualClock()

@@ -41,4 +41,11 @@ extension SQLiteStore {
     package func eventCount() async throws(StoreError) -> Int {
         try await read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events") ?? 0 }
     }
+
+    /// The pages the database file holds and how many of them are free, for tests.
+    package func pageCounts() async throws(StoreError) -> (total: Int, free: Int) {
+        try await read { db in
+            (try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0, try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0)
+        }
+    }
 }
