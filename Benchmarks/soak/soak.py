@@ -1110,7 +1110,7 @@ def write_outputs(out, rows, consumers, summary, markers):
         shown = {}
         for m in markers:  # each marker on the first row shown at or after it
             at = next((r for r in picked if r["t"] >= m["t"]), picked[-1])
-            shown.setdefault(id(at), []).append(m["label"])
+            shown.setdefault(id(at), []).append("%s at %.0f" % (m["label"], m["t"]))
         for row in picked:
             near = shown.get(id(row), [])
             db = (row["db_bytes"] + (row["wal_bytes"] or 0)) / 2 ** 20 if row["db_bytes"] is not None else None
