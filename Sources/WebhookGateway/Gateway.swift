@@ -99,6 +99,7 @@ struct Gateway {
                 sources: live.sources,
                 ingestor: ingestor,
                 maxBodyBytes: configuration.maxBodyBytes,
+                bodyBudget: BodyBudget(limit: configuration.bufferedBodyBytes),
                 metrics: metrics,
                 rateLimiter: rateLimiter
             ),

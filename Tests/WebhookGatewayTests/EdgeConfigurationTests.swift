@@ -42,11 +42,27 @@ struct EdgeConfigurationTests {
         (#"{"rateLimit": {"burst": 5}}"#, "limits.rateLimit.requestsPerSecond"),
         (#"{"rateLimit": {"requestsPerSecond": 5, "per": "1s"}}"#, "limits.rateLimit.per"),
         (#"{"maxConnection": 5}"#, "limits.maxConnection"),
+        (#"{"maxBufferedBodyBytes": 0}"#, "limits.maxBufferedBodyBytes: 0 is out of range"),
+        (#"{"maxBufferedBodyBytes": "64MiB"}"#, "limits.maxBufferedBodyBytes: expected a whole number"),
+        (#"{"maxBufferedBodyBytes": 1048576}"#, "limits.maxBufferedBodyBytes: must be at least twice maxBodyBytes (2097152)"),
     ])
     func limitErrorsNameTheField(limits: String, expected: String) throws {
         let value = try JSONSerialization.jsonObject(with: Data(limits.utf8))
         let message = base.expectError(with("limits", value))
         #expect(message.hasPrefix(expected), "\(message)")
+    }
+
+    @Test func bufferedBodyBytesDefaultsToSixtyFourMiBOrTwiceTheBodyLimit() throws {
+        let defaults = try base.parse(ConfigurationTests.document())
+        #expect(defaults.limits.maxBufferedBodyBytes == nil)
+        #expect(defaults.bufferedBodyBytes == 64 << 20)
+        let bigBodies = try base.parse(with("maxBodyBytes", 200 << 20))
+        #expect(bigBodies.bufferedBodyBytes == 400 << 20)
+        let custom = try base.parse(with("limits", ["maxBufferedBodyBytes": 8 << 20]))
+        #expect(custom.bufferedBodyBytes == 8 << 20)
+        var small = with("limits", ["maxBufferedBodyBytes": 8_192])
+        small["maxBodyBytes"] = 4_096
+        #expect(try base.parse(small).bufferedBodyBytes == 8_192)
     }
 
     @Test func tlsFilesAreResolvedAgainstTheConfigFolder() throws {

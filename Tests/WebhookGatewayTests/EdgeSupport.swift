@@ -174,6 +174,19 @@ enum Edge {
         return path
     }
 
+    /// The resident memory of process `pid` in MB (`VmRSS` in `/proc/<pid>/status`), or nil if it
+    /// cannot be read (the process has gone).
+    static func residentMegabytes(pid: Int32) -> Double? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            // "VmRSS:\t  123456 kB"
+            guard let kilobytes = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap({ Double($0) })
+            else { return nil }
+            return kilobytes / 1_024
+        }
+        return nil
+    }
+
     /// Repeats `check` until it is true or `timeout` passes; for state that another process
     /// changes (a reload after SIGHUP). Returns whether it became true.
     static func eventually(timeout: Duration = .seconds(10), _ check: () async throws -> Bool) async rethrows -> Bool {

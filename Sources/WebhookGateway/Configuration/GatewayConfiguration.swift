@@ -93,6 +93,9 @@ struct GatewayConfiguration: Sendable {
     struct Limits: Sendable, Equatable {
         var connections = ConnectionLimits()
         var rateLimit: RateLimit?
+        /// The bytes of request bodies held in memory at once, across all requests (`nil`: the
+        /// default, ``GatewayConfiguration/bufferedBodyBytes``).
+        var maxBufferedBodyBytes: Int?
     }
 
     var listen = Listener()
@@ -104,6 +107,12 @@ struct GatewayConfiguration: Sendable {
     var dedupRetention: Duration = .seconds(7 * 86_400)
     var sources: [Source]
     var consumers: [Consumer]
+
+    /// The size of the body budget (``BodyBudget``): `limits.maxBufferedBodyBytes`, or by default
+    /// 64 MiB, raised to twice `maxBodyBytes` when that is more.
+    var bufferedBodyBytes: Int {
+        limits.maxBufferedBodyBytes ?? max(BodyBudget.defaultLimit, 2 * maxBodyBytes)
+    }
 
     /// TikTok retries for 72 hours; a shorter retention would let a late retry through as new.
     static let minimumDedupRetention: Duration = .seconds(72 * 3_600)
@@ -215,6 +224,11 @@ extension GatewayConfiguration {
                 throw ConfigurationError(path: "consumers[\(index)].sources[\(sourceIndex)]", problem: "no source is named \"\(source)\"")
             }
         }
+        if let budget = limits.maxBufferedBodyBytes, budget < 2 * maxBodyBytes {
+            // One body of the largest size must fit beside the share kept for small bodies.
+            throw ConfigurationError(
+                path: "limits.maxBufferedBodyBytes", problem: "must be at least twice maxBodyBytes (\(2 * maxBodyBytes))")
+        }
         if listen.port != 0 && listen.port == admin.port && listen.host == admin.host {
             throw ConfigurationError(path: "admin.port", problem: "must differ from listen.port")
         }
@@ -247,6 +261,7 @@ extension GatewayConfiguration {
         if let count = try object.optional("maxConnections", { try $0.integer(in: 1...1_000_000) }) {
             limits.connections.maxConnections = count
         }
+        limits.maxBufferedBodyBytes = try object.optional("maxBufferedBodyBytes") { try $0.integer(in: 2...(1 << 40)) }
         limits.rateLimit = try object.optional("rateLimit") { reader throws(ConfigurationError) in
             var fields = try reader.object()
             let rate = try fields.required("requestsPerSecond") { try $0.integer(in: 1...1_000_000) }
