@@ -87,6 +87,35 @@ struct DeadLetterAdminTests {
         }
     }
 
+    /// One page: its items and its `nextCursor` (`nil` when the answer holds null).
+    static func page(_ client: some TestClientProtocol, _ query: String) async throws -> (items: [[String: Any]], next: String?) {
+        try await client.execute(uri: "/admin/dead-letters?\(query)", method: .get, headers: authorization) { response in
+            #expect(response.status == .ok, "\(String(buffer: response.body))")
+            let object = try json(response.body)
+            #expect(object.keys.contains("nextCursor"))
+            return (try #require(object["deadLetters"] as? [[String: Any]]), object["nextCursor"] as? String)
+        }
+    }
+
+    /// Answers 400 with an error that names `word`.
+    static func expectBadRequest(_ client: some TestClientProtocol, _ query: String, naming word: String) async throws {
+        try await client.execute(uri: "/admin/dead-letters?\(query)", method: .get, headers: authorization) { response in
+            #expect(response.status == .badRequest, "\(query)")
+            #expect((try? json(response.body))?["error"] as? String ?? "" != "")
+            #expect(String(buffer: response.body).contains(word), "\(query)")
+        }
+    }
+
+    /// A dead letter as SPEC.md shows one, written straight to a file (not through the store).
+    static func letter(_ id: String, consumer: String = "orders", at seconds: Double) -> DeadLetter {
+        let at = Date(timeIntervalSince1970: seconds)
+        return DeadLetter(
+            id: id, eventID: "evt_\(id)", consumer: consumer, source: "tiktok", eventType: "minis.trade_order.redeem.success",
+            dedupKey: "tiktok:minis.trade_order.redeem.success:\(id)", receivedAt: at.addingTimeInterval(-60), deadLetteredAt: at,
+            reason: "max attempts", attempts: [.init(at: at.addingTimeInterval(-1), status: 500, error: nil)],
+            headers: ["tiktok-signature": "t=1,s=00"], body: Data(#"{"id":"\#(id)"}"#.utf8))
+    }
+
     static func replay(_ client: some TestClientProtocol, _ body: String, status: HTTPResponse.Status = .ok) async throws -> [String: Any] {
         try await client.execute(
             uri: "/admin/dead-letters/replay", method: .post, headers: authorization, body: ByteBuffer(string: body)
@@ -192,6 +221,228 @@ struct DeadLetterAdminTests {
             _ = try await Self.replay(client, #"{"consumer":"orders","force":"yes"}"#, status: .badRequest)
             _ = try await Self.replay(client, #"not json"#, status: .badRequest)
             #expect(try await setup.fixture.store.depth(consumer: "orders") == 0)
+        }
+    }
+
+    @Test func pagesFollowTheCursorWhileNewDeadLettersArrive() async throws {
+        let setup = try await Setup(count: 5)
+        let letters = setup.deadLetters.map(\.id)
+        try await setup.application().test(.router) { client in
+            func ids(_ items: [[String: Any]]) -> [String] { items.compactMap { $0["id"] as? String } }
+            let first = try await Self.page(client, "consumer=orders&limit=2")
+            #expect(ids(first.items) == [letters[4], letters[3]])
+            let cursor = try #require(first.next)
+
+            // Two newer dead letters arrive between the pages: they neither shift nor repeat it.
+            try setup.writer.append(
+                [Self.letter("dl_new1", at: 1_795_600_000), Self.letter("dl_new2", at: 1_795_600_001)], consumer: "orders")
+            let second = try await Self.page(client, "consumer=orders&limit=2&cursor=\(cursor)")
+            #expect(ids(second.items) == [letters[2], letters[1]])
+            // The same cursor again gives the same page.
+            #expect(ids(try await Self.page(client, "consumer=orders&limit=2&cursor=\(cursor)").items) == [letters[2], letters[1]])
+
+            try setup.writer.append([Self.letter("dl_new3", at: 1_795_600_002)], consumer: "orders")
+            let third = try await Self.page(client, "consumer=orders&limit=2&cursor=\(try #require(second.next))")
+            #expect(ids(third.items) == [letters[0]])
+            #expect(third.next == nil)
+
+            // A new listing starts from the newest; exactly `limit` left is the last page.
+            let fresh = try await Self.page(client, "consumer=orders&limit=4")
+            #expect(ids(fresh.items) == ["dl_new3", "dl_new2", "dl_new1", letters[4]])
+            let rest = try await Self.page(client, "consumer=orders&limit=4&cursor=\(try #require(fresh.next))")
+            #expect(ids(rest.items) == [letters[3], letters[2], letters[1], letters[0]])
+            #expect(rest.next == nil)
+            #expect(rest.items.allSatisfy { $0["body"] is String && $0["replayed"] as? Bool == false })
+        }
+    }
+
+    @Test func pagesOfEveryConsumerMergeNewestFirst() async throws {
+        let setup = try await Setup(count: 4)
+        let letters = setup.deadLetters
+        // An unparsed body dead-lettered between the second and third orders letters.
+        let between = letters[1].deadLetteredAt.timeIntervalSince1970 + 0.5
+        try setup.writer.append([Self.letter("dl_unparsed", consumer: "_unparsed", at: between)], consumer: "_unparsed")
+        try await setup.application().test(.router) { client in
+            func ids(_ items: [[String: Any]]) -> [String] { items.compactMap { $0["id"] as? String } }
+            var seen: [String] = []
+            var query = "limit=2"
+            var pages = 0
+            while true {
+                let page = try await Self.page(client, query)
+                seen += ids(page.items)
+                pages += 1
+                // New lines in both files after every page: none of them shows in this listing.
+                try setup.writer.append([Self.letter("dl_late\(pages)", at: 1_795_600_000 + Double(pages))], consumer: "orders")
+                try setup.writer.append(
+                    [Self.letter("dl_late_u\(pages)", consumer: "_unparsed", at: 1_795_600_000 + Double(pages))], consumer: "_unparsed")
+                guard let next = page.next else { break }
+                query = "limit=2&cursor=\(next)"
+            }
+            #expect(seen == [letters[3].id, letters[2].id, "dl_unparsed", letters[1].id, letters[0].id])
+            #expect(pages == 3)
+            // A cursor of the whole listing does not fit one consumer's listing.
+            let whole = try #require(try await Self.page(client, "limit=1").next)
+            try await Self.expectBadRequest(client, "consumer=orders&cursor=\(whole)", naming: "cursor")
+        }
+    }
+
+    @Test func limitHasADefaultAndBounds() async throws {
+        let setup = try await Setup(count: 0)
+        try setup.writer.append((0..<1_001).map { Self.letter("dl_\($0)", at: 1_795_600_000 + Double($0)) }, consumer: "orders")
+        try await setup.application().test(.router) { client in
+            let byDefault = try await Self.page(client, "consumer=orders")
+            #expect(byDefault.items.count == 100)
+            #expect(byDefault.items.first?["id"] as? String == "dl_1000")
+            #expect(byDefault.next != nil)
+            let most = try await Self.page(client, "consumer=orders&limit=1000")
+            #expect(most.items.count == 1_000)
+            let last = try await Self.page(client, "consumer=orders&limit=1000&cursor=\(try #require(most.next))")
+            #expect(last.items.compactMap { $0["id"] as? String } == ["dl_0"])
+            #expect(last.next == nil)
+            for bad in ["1001", "0", "-1", "ten", "", "1e3"] {
+                try await Self.expectBadRequest(client, "consumer=orders&limit=\(bad)", naming: "limit")
+            }
+        }
+    }
+
+    @Test func aCursorThatWasNotAnsweredIsABadRequest() async throws {
+        let setup = try await Setup(count: 3)
+        try await setup.application().test(.router) { client in
+            let base64 = { (json: String) in
+                Data(json.utf8).base64EncodedString().replacingOccurrences(of: "=", with: "")
+                    .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            }
+            for bad in [
+                "garbage!", "", "e30", base64("[1,2]"), base64(#"{"v":2,"p":{}}"#), base64(#"{"v":1,"p":{"orders":{"before":-5}}}"#),
+            ] {
+                try await Self.expectBadRequest(client, "consumer=orders&cursor=\(bad)", naming: "cursor")
+            }
+            let cursor = try #require(try await Self.page(client, "consumer=orders&limit=1").next)
+            try await Self.expectBadRequest(client, "consumer=_unparsed&cursor=\(cursor)", naming: "cursor")
+        }
+    }
+
+    @Test func aFileRotatedBetweenPagesAddsNothingMore() async throws {
+        let setup = try await Setup(count: 3)
+        try await setup.application().test(.router) { client in
+            let first = try await Self.page(client, "consumer=orders&limit=1")
+            #expect(first.items.count == 1)
+            let path = setup.writer.path(consumer: "orders")
+            try FileManager.default.moveItem(atPath: path, toPath: path + ".1")
+            try setup.writer.append([Self.letter("dl_after_rotation", at: 1_795_600_000)], consumer: "orders")
+            let second = try await Self.page(client, "consumer=orders&limit=1&cursor=\(try #require(first.next))")
+            #expect(second.items.isEmpty)
+            #expect(second.next == nil)
+        }
+    }
+
+    @Test func theListCommandFollowsTheCursorThroughEveryPage() async throws {
+        let setup = try await Setup(count: 5)
+        let directory = setup.fixture.directory
+        let config = try GatewayProcess.writeConfig(in: directory, secret: "unused")
+        try await setup.application().test(.live) { client in
+            let port = try #require(client.port)
+            let environment = ["WEBHOOK_GATEWAY_ADMIN_TOKEN": Self.token]
+            let admin = ["--config", config, "--admin-url", "http://127.0.0.1:\(port)", "--consumer", "orders", "--page-size", "2"]
+            let table = try await Edge.run(GatewayProcess.binary.path, ["dead-letters", "list"] + admin, environment: environment)
+            #expect(table.status == 0, "\(table.stderr)")
+            #expect(table.stdout.hasSuffix("5 dead letters\n"), "\(table.stdout)")
+            let order = setup.deadLetters.reversed().map(\.id)
+            let listed = table.stdout.split(separator: "\n").compactMap { line in order.first { line.contains($0) } }
+            #expect(listed == order)
+
+            let json = try await Edge.run(GatewayProcess.binary.path, ["dead-letters", "list", "--json"] + admin, environment: environment)
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+            #expect((object["deadLetters"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == order)
+            #expect(object["nextCursor"] is NSNull)
+
+            let limited = try await Edge.run(
+                GatewayProcess.binary.path, ["dead-letters", "list", "--limit", "3"] + admin, environment: environment)
+            #expect(limited.stdout.hasSuffix("3 dead letters\n"), "\(limited.stdout)")
+        }
+    }
+
+    /// `count` dead-letter lines for `orders`, as SPEC.md shows them, written as text in one go.
+    static func writeLines(count: Int, to path: String) throws {
+        var text = ""
+        text.reserveCapacity(count * 400)
+        for index in 0..<count {
+            text += #"{"id":"dl_\#(index)","eventId":"evt_dl_\#(index)","consumer":"orders","source":"tiktok","#
+            text += #""eventType":"minis.trade_order.redeem.success","dedupKey":"tiktok:minis.trade_order.redeem.success:dl\#(index)","#
+            text += #""receivedAt":"2026-11-24T10:00:00Z","deadLetteredAt":"2026-11-24T10:05:00Z","reason":"max attempts","#
+            text += #""attempts":[{"at":"2026-11-24T10:00:01Z","status":500,"error":null}],"#
+            text += #""headers":{"tiktok-signature":"t=1,s=00"},"body":"{\"n\":\#(index)}"}"# + "\n"
+        }
+        try FileManager.default.createDirectory(
+            atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
+        try text.write(toFile: path, atomically: false, encoding: .utf8)
+    }
+
+    @Test func replayOfManyChunksQueuesEachOnceInOrder() async throws {
+        let setup = try await Setup(count: 0)
+        let count = DeadLetterAdmin.replayChunkSize * 2 + 7
+        try Self.writeLines(count: count, to: setup.writer.path(consumer: "orders"))
+        try await setup.application().test(.router) { client in
+            let first = try await Self.replay(client, #"{"consumer":"orders","ids":["dl_3"]}"#)
+            #expect(first["replayed"] as? Int == 1)
+            let all = try await Self.replay(client, #"{"consumer":"orders"}"#)
+            #expect(all["replayed"] as? Int == count - 1)
+            #expect(all["skipped"] as? Int == 1)
+            // One call per chunk that queued something, so the dispatcher starts on the first.
+            #expect(setup.replayedConsumers.withLock { $0.count } == 1 + 3)
+            #expect(try await setup.fixture.store.depth(consumer: "orders") == count)
+            let queued = try await setup.fixture.store.claim(
+                consumer: "orders", limit: count, now: Date(), leaseUntil: Date().addingTimeInterval(60), ignoringSchedule: true)
+            let expected = ["evt_dl_3"] + (0..<count).filter { $0 != 3 }.map { "evt_dl_\($0)" }
+            #expect(queued.map(\.eventID) == expected)
+            let again = try await Self.replay(client, #"{"consumer":"orders"}"#)
+            #expect(again["replayed"] as? Int == 0)
+            #expect(again["skipped"] as? Int == count)
+        }
+    }
+
+    /// A replay of everything holds the SQLite writer a chunk at a time: ingest (group commit on
+    /// the same writer) keeps answering while 100,000 dead letters are queued again.
+    @Test(.timeLimit(.minutes(2)))
+    func ingestAnswersWhileAHundredThousandDeadLettersAreReplayed() async throws {
+        let setup = try await Setup(count: 0)
+        let count = 100_000
+        try Self.writeLines(count: count, to: setup.writer.path(consumer: "orders"))
+        let finished = Locked(false)
+        try await setup.fixture.makeApplication().test(.live) { ingress in
+            try await setup.application().test(.router) { admin in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        let answer = try await Self.replay(admin, #"{"consumer":"orders"}"#)
+                        #expect(answer["replayed"] as? Int == count)
+                        finished.withLock { $0 = true }
+                    }
+                    // Signed events one after another until the replay is done; each must be
+                    // answered within a second, also those sent while chunks are being written.
+                    var slowest = Duration.zero
+                    var answeredDuringReplay = 0
+                    var index = 0
+                    while !finished.withLock { $0 } {
+                        let replayStarted = !setup.replayedConsumers.withLock { $0.isEmpty }
+                        let event = GatewayFixture.tiktokEvent(orderID: "during-replay-\(index)")
+                        index += 1
+                        let started = ContinuousClock.now
+                        try await ingress.execute(
+                            uri: "/webhooks/tiktok", method: .post, headers: [.init("TikTok-Signature")!: event.signature],
+                            body: ByteBuffer(string: event.body)
+                        ) { response in
+                            #expect(response.status == .ok)
+                        }
+                        let took = ContinuousClock.now - started
+                        slowest = max(slowest, took)
+                        if replayStarted && !finished.withLock { $0 } { answeredDuringReplay += 1 }
+                    }
+                    try await group.waitForAll()
+                    #expect(slowest < .seconds(1), "slowest answer \(slowest)")
+                    #expect(answeredDuringReplay >= 3, "only \(answeredDuringReplay) events were answered while chunks were written")
+                    #expect(try await setup.fixture.store.depth(consumer: "orders") == count + index)
+                }
+            }
         }
     }
 }

@@ -18,18 +18,34 @@ public final class DeadLetterIndex: Sendable {
         public var length: Int
     }
 
+    /// Which file an index was built from: a rotated or replaced file is another file, even under
+    /// the same name.
+    public struct FileIdentity: Sendable, Hashable {
+        public var device: UInt64
+        public var inode: UInt64
+
+        public init(device: UInt64, inode: UInt64) {
+            self.device = device
+            self.inode = inode
+        }
+    }
+
+    /// What the index holds of a file at one moment.
+    public struct Snapshot: Sendable {
+        /// `nil` when there is no file.
+        public var file: FileIdentity?
+        /// One entry per id, oldest first (by `offset`).
+        public var entries: [Entry]
+        public var unreadableLines: Int
+    }
+
     struct FileIndex {
-        var identity: FileStamp
+        var identity: FileIdentity
         var indexedBytes: Int
         /// One entry per id: the first line of each.
         var entries: [Entry]
         var ids: Set<String>
         var unreadableLines: Int
-    }
-
-    struct FileStamp: Equatable {
-        var device: UInt64
-        var inode: UInt64
     }
 
     public let writer: DeadLetterWriter
@@ -42,21 +58,28 @@ public final class DeadLetterIndex: Sendable {
     /// The lines of `consumer`'s file, oldest first; a line whose `id` appeared earlier in the file
     /// (written again after a crash) is left out. Lines that do not parse are counted, not listed.
     public func entries(consumer: String) -> (entries: [Entry], unreadableLines: Int) {
+        let snapshot = snapshot(consumer: consumer)
+        return (snapshot.entries, snapshot.unreadableLines)
+    }
+
+    /// The entries of `consumer`'s file as ``entries(consumer:)`` lists them, with the file they
+    /// were read from. Entries are in file order, so an entry's `offset` also orders them.
+    public func snapshot(consumer: String) -> Snapshot {
         let path = writer.path(consumer: consumer)
         guard let handle = FileHandle(forReadingAtPath: path) else {
             files.withLock { $0[consumer] = nil }
-            return ([], 0)
+            return Snapshot(file: nil, entries: [], unreadableLines: 0)
         }
         defer { try? handle.close() }
         var info = stat()
-        guard fstat(handle.fileDescriptor, &info) == 0 else { return ([], 0) }
-        let stamp = FileStamp(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+        guard fstat(handle.fileDescriptor, &info) == 0 else { return Snapshot(file: nil, entries: [], unreadableLines: 0) }
+        let stamp = FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
         let size = Int(info.st_size)
         var index = files.withLock { $0[consumer] }
         if index == nil || index?.identity != stamp || index!.indexedBytes > size {
             index = FileIndex(identity: stamp, indexedBytes: 0, entries: [], ids: [], unreadableLines: 0)
         }
-        guard var index else { return ([], 0) }
+        guard var index else { return Snapshot(file: stamp, entries: [], unreadableLines: 0) }
         if index.indexedBytes < size {
             // In slices, so that indexing a large file does not hold all of it in memory; a slice
             // that holds no complete line (one huge line) is read again, larger.
@@ -78,7 +101,7 @@ public final class DeadLetterIndex: Sendable {
             }
             files.withLock { $0[consumer] = index }
         }
-        return (index.entries, index.unreadableLines)
+        return Snapshot(file: stamp, entries: index.entries, unreadableLines: index.unreadableLines)
     }
 
     /// Indexes the complete lines of `data`, which starts at `index.indexedBytes`. A last line

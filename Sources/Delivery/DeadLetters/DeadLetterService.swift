@@ -1,6 +1,7 @@
 public import Foundation
 public import Logging
 public import ServiceLifecycle
+import Synchronization
 
 /// Writes dead letters to their files: `<directory>/<consumer>.jsonl`.
 ///
@@ -10,6 +11,11 @@ public import ServiceLifecycle
 /// service appends the line, fsyncs it, and only then takes the delivery out of the queue. A crash
 /// between the two steps writes the same line (same `id`) again on restart; readers of the files
 /// keep the first line of each id. Nothing is lost either way.
+///
+/// When the lines are written but taking the deliveries out of the queue fails (the store is
+/// down), the service remembers those deliveries and its retries only take them out: the file does
+/// not fill with repeats of the same lines while the store is down. (The memory is lost on a
+/// restart, so a restart then writes each line once more.)
 public struct DeadLetterService: Service {
     /// The pseudo-consumer of verified bodies that are not an envelope.
     public static let unparsedConsumer = "_unparsed"
@@ -19,6 +25,7 @@ public struct DeadLetterService: Service {
     let logger: Logger
     let retryInterval: Duration
     let onWritten: @Sendable (_ consumer: String, _ count: Int) -> Void
+    private let unmarked = UnmarkedDeliveries()
     private let signal: AsyncStream<Void>
     private let signalContinuation: AsyncStream<Void>.Continuation
 
@@ -77,8 +84,12 @@ public struct DeadLetterService: Service {
                 if waiting.isEmpty { return true }
                 let byConsumer = Dictionary(grouping: waiting, by: \.deadLetter.consumer)
                 for (consumer, items) in byConsumer.sorted(by: { $0.key < $1.key }) {
-                    try writer.append(items.map(\.deadLetter), consumer: consumer)
-                    try await store.markDeadLettered(deliveryIDs: items.map(\.deliveryID))
+                    let deliveryIDs = items.map(\.deliveryID)
+                    let unwritten = unmarked.withoutWrittenLines(items)
+                    try writer.append(unwritten.map(\.deadLetter), consumer: consumer)
+                    unmarked.insert(unwritten.map(\.deliveryID))
+                    try await store.markDeadLettered(deliveryIDs: deliveryIDs)
+                    unmarked.remove(deliveryIDs)
                     onWritten(consumer, items.count)
                     for item in items {
                         logger.warning(
@@ -98,5 +109,24 @@ public struct DeadLetterService: Service {
             )
             return false
         }
+    }
+}
+
+/// The deliveries whose lines are durably written but which are still in the queue, because
+/// taking them out failed. At most one batch of ``DeadLetterService/drain()``: a failure ends the
+/// drain, and the next one reads the same deliveries first.
+private final class UnmarkedDeliveries: Sendable {
+    private let ids = Mutex<Set<Int64>>([])
+
+    func withoutWrittenLines(_ items: [DeadLetterToWrite]) -> [DeadLetterToWrite] {
+        ids.withLock { ids in items.filter { !ids.contains($0.deliveryID) } }
+    }
+
+    func insert(_ deliveryIDs: [Int64]) {
+        ids.withLock { $0.formUnion(deliveryIDs) }
+    }
+
+    func remove(_ deliveryIDs: [Int64]) {
+        ids.withLock { $0.subtract(deliveryIDs) }
     }
 }

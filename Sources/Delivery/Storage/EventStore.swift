@@ -155,6 +155,12 @@ public enum DeliveryUpdate: Sendable, Hashable {
 public struct DeadLetterToWrite: Sendable, Hashable {
     public var deliveryID: Int64
     public var deadLetter: DeadLetter
+
+    /// For stand-in queues in tests.
+    package init(deliveryID: Int64, deadLetter: DeadLetter) {
+        self.deliveryID = deliveryID
+        self.deadLetter = deadLetter
+    }
 }
 
 /// What a replay did, by dead-letter id.

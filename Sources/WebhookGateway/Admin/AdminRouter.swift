@@ -42,7 +42,8 @@ enum AdminRouter {
         router.get("/admin/dead-letters") { request, _ in
             let query = request.uri.queryParameters
             let filter: DeadLetterFilter
-            let limit: Int?
+            let limit: Int
+            let cursor: DeadLetterCursor?
             do {
                 let ids = query.getAll("id").map { String($0) }
                 filter = try DeadLetterFilter(
@@ -52,23 +53,29 @@ enum AdminRouter {
                     since: query.get("since"),
                     until: query.get("until")
                 )
-                limit = try query.get("limit").map { text in
-                    guard let value = Int(text), value > 0 else { throw AdminRequestError("limit must be a positive integer") }
-                    return value
-                }
+                limit =
+                    try query.get("limit").map { text throws(AdminRequestError) in
+                        guard let value = Int(text), (1...DeadLetterAdmin.maximumLimit).contains(value) else {
+                            throw AdminRequestError("limit must be an integer from 1 to \(DeadLetterAdmin.maximumLimit)")
+                        }
+                        return value
+                    } ?? DeadLetterAdmin.defaultLimit
+                cursor = try query.get("cursor").map { text throws(AdminRequestError) in try DeadLetterCursor(text: text) }
             } catch let error as AdminRequestError {
                 return Response.json(.badRequest, ["error": error.message])
             }
             do {
-                let listed = try await deadLetters.list(consumer: query.get("consumer"), filter: filter, limit: limit)
+                let page = try await deadLetters.list(consumer: query.get("consumer"), filter: filter, limit: limit, cursor: cursor)
                 let encoder = DeadLetter.encoder
-                let items = try listed.map { try encoder.encode($0) }
                 var body = ByteBuffer(string: #"{"deadLetters":["#)
-                for (index, item) in items.enumerated() {
+                for (index, item) in page.deadLetters.enumerated() {
                     if index > 0 { body.writeString(",") }
-                    body.writeBytes(item)
+                    body.writeBytes(try encoder.encode(item))
                 }
-                body.writeString("]}")
+                body.writeString("],\"nextCursor\":")
+                // The cursor is base64url: it needs no escaping inside a JSON string.
+                body.writeString(page.nextCursor.map { "\"\($0.text)\"" } ?? "null")
+                body.writeString("}")
                 return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
             } catch let failure as DeadLetterAdmin.Failure {
                 return failure.response
@@ -194,6 +201,7 @@ extension DeadLetterAdmin.Failure {
         switch self {
         case .unknownConsumer(let name): Response.json(.notFound, ["error": "no consumer named \(name)"])
         case .notReplayable(let name): Response.json(.badRequest, ["error": "\(name) dead letters have no consumer to replay to"])
+        case .badCursor(let message): Response.json(.badRequest, ["error": message])
         }
     }
 }

@@ -46,7 +46,12 @@ struct DeadLetterAdmin: Sendable {
     enum Failure: Error, Equatable {
         case unknownConsumer(String)
         case notReplayable(String)
+        case badCursor(String)
     }
+
+    /// Dead letters per write transaction of a replay: ingest shares the SQLite writer (group
+    /// commit), so a replay of 100,000 dead letters must let it in between chunks.
+    static let replayChunkSize = 500
 
     struct ReplayOutcome: Sendable {
         var result: ReplayResult
@@ -70,28 +75,9 @@ struct DeadLetterAdmin: Sendable {
         return index.entries(consumer: consumer).entries.reversed().filter(filter.matches)
     }
 
-    func list(consumer: String?, filter: DeadLetterFilter, limit: Int?) async throws -> [ListedDeadLetter] {
-        var selected: [(consumer: String, entry: DeadLetterIndex.Entry)] = []
-        for name in consumer.map({ [$0] }) ?? listable {
-            selected += try entries(consumer: name, filter: filter).map { (name, $0) }
-        }
-        if consumer == nil {
-            selected.sort { $0.entry.deadLetteredAt > $1.entry.deadLetteredAt }
-        }
-        if let limit { selected = Array(selected.prefix(limit)) }
-        var listed: [ListedDeadLetter] = []
-        for name in Set(selected.map(\.consumer)).sorted() {
-            let replayTimes = try await store.replayTimes(consumer: name)
-            listed += index.load(selected.filter { $0.consumer == name }.map(\.entry), consumer: name).map {
-                ListedDeadLetter(deadLetter: $0, replayedAt: replayTimes[$0.id])
-            }
-        }
-        if consumer == nil {
-            listed.sort { $0.deadLetter.deadLetteredAt > $1.deadLetter.deadLetteredAt }
-        }
-        return listed
-    }
-
+    /// Queues the matching dead letters again, oldest first, ``replayChunkSize`` to a transaction.
+    /// A replay that fails part-way (the store became unavailable) keeps the chunks committed
+    /// before the failure; asking again without `force` queues the rest and skips those.
     func replay(consumer: String, filter: DeadLetterFilter, force: Bool, dryRun: Bool) async throws -> ReplayOutcome {
         guard consumers.contains(consumer) else {
             if consumer == DeadLetterService.unparsedConsumer { throw Failure.notReplayable(consumer) }
@@ -115,10 +101,20 @@ struct DeadLetterAdmin: Sendable {
             }
             result = planned
         } else {
-            let selected = index.load(selectedEntries, consumer: consumer)
-            result = try await store.replay(selected, consumer: consumer, force: force, dryRun: false, now: now())
+            // In chunks, each its own transaction, so that the writer is free between them; only
+            // one chunk's lines (and bodies) are in memory at a time.
+            var replayed = ReplayResult()
+            for start in stride(from: 0, to: selectedEntries.count, by: Self.replayChunkSize) {
+                let chunk = selectedEntries[start..<min(start + Self.replayChunkSize, selectedEntries.count)]
+                let lines = index.load(chunk, consumer: consumer)
+                let part = try await store.replay(lines, consumer: consumer, force: force, dryRun: false, now: now())
+                replayed.replayed += part.replayed
+                replayed.skipped += part.skipped
+                // The dispatcher can start on the first chunks while the rest are queued.
+                if !part.replayed.isEmpty { onReplayed(consumer) }
+            }
+            result = replayed
         }
-        if !dryRun && !result.replayed.isEmpty { onReplayed(consumer) }
         return ReplayOutcome(result: result, notFound: notFound)
     }
 }

@@ -86,29 +86,49 @@ extension DeadLettersCommand {
         @Option(name: .long, help: "Only this consumer's dead letters (default: all).")
         var consumer: String?
 
-        @Option(name: .long, help: "At most this many.")
+        @Option(name: .long, help: "At most this many (default: all).")
         var limit: Int?
 
-        @Flag(name: .long, help: "Print the admin API's JSON instead of a table.")
+        @Option(name: .long, help: ArgumentHelp("Dead letters per request (the admin API allows up to 1000).", visibility: .hidden))
+        var pageSize = 1_000
+
+        @Flag(name: .long, help: "Print the admin API's JSON instead of a table (every page in one list).")
         var json = false
+
+        func validate() throws {
+            guard (1...1_000).contains(pageSize) else { throw ValidationError("--page-size must be from 1 to 1000") }
+            if let limit, limit < 1 { throw ValidationError("--limit must be positive") }
+        }
 
         func run() async throws {
             let access = try admin.access()
             var items = filter.queryItems
             if let consumer { items.append(URLQueryItem(name: "consumer", value: consumer)) }
-            if let limit { items.append(URLQueryItem(name: "limit", value: String(limit))) }
             let client = AdminClient(access: access)
             defer { client.shutdown() }
-            let data = try await client.get("/admin/dead-letters", query: items)
+            // Page after page, following nextCursor: lines written meanwhile neither shift nor
+            // repeat what the later pages list.
+            var deadLetters: [[String: Any]] = []
+            var cursor: String?
+            repeat {
+                let wanted = min(pageSize, (limit ?? Int.max) - deadLetters.count)
+                var query = items + [URLQueryItem(name: "limit", value: String(wanted))]
+                if let cursor { query.append(URLQueryItem(name: "cursor", value: cursor)) }
+                let data = try await client.get("/admin/dead-letters", query: query)
+                guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                    let page = object["deadLetters"] as? [[String: Any]]
+                else {
+                    throw AdminClient.Failure("the admin API answered something that is not a dead-letter list")
+                }
+                deadLetters += page
+                cursor = object["nextCursor"] as? String
+            } while cursor != nil && deadLetters.count < (limit ?? Int.max)
             if json {
-                FileHandle.standardOutput.write(data)
+                let all: [String: Any] = ["deadLetters": deadLetters, "nextCursor": NSNull()]
+                FileHandle.standardOutput.write(
+                    try JSONSerialization.data(withJSONObject: all, options: [.sortedKeys, .withoutEscapingSlashes]))
                 print()
                 return
-            }
-            guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                let deadLetters = object["deadLetters"] as? [[String: Any]]
-            else {
-                throw AdminClient.Failure("the admin API answered something that is not a dead-letter list")
             }
             for item in deadLetters {
                 let attempts = (item["attempts"] as? [Any])?.count ?? 0
