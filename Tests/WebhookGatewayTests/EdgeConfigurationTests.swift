@@ -131,7 +131,7 @@ struct EdgeConfigurationTests {
         let lines = findings.map(\.description)
         #expect(lines.contains("missing secret: sources[0].secrets[0]: environment variable TIKTOK_CLIENT_SECRET is not set"))
         #expect(lines.contains("weak secret: sources[1].secrets[0]: looks like a placeholder"))
-        #expect(lines.contains("weak secret: admin.token: written literally into the configuration file; use env: or file:"))
+        #expect(lines.contains("weak secret: admin.token: written literally into the configuration file; use env:, file: or credential:"))
         #expect(lines.contains("weak secret: admin.token: fewer than 6 distinct characters"))
         #expect(lines.contains("weak secret: consumers[1].signingSecret: the same value as consumers[0].signingSecret"))
         // The shop secret of the independent vector is 10 bytes: short.

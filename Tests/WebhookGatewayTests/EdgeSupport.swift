@@ -148,11 +148,12 @@ enum Edge {
     }
 
     /// The configuration of the edge tests: one tiktok source, one consumer, `extra` top-level keys
-    /// (JSON text, each line ending in a comma).
+    /// (JSON text, each line ending in a comma). `secrets` and `adminToken` are secret references.
     static func writeConfig(
         in directory: URL,
         secrets: [String] = [Edge.secret],
         listen: String = #""host": "127.0.0.1", "port": 0"#,
+        adminToken: String = Edge.adminToken,
         admin: String = "",
         consumerURL: String = "http://127.0.0.1:9/",
         consumerExtra: String = "",
