@@ -46,7 +46,7 @@ struct DeployConfigurationTests {
         let secret = try String(contentsOf: Self.deploy.appendingPathComponent("kubernetes/secret.example.yaml"), encoding: .utf8)
         let deployment = try String(contentsOf: Self.deploy.appendingPathComponent("kubernetes/deployment.yaml"), encoding: .utf8)
         // The Secret is mounted whole (a subPath mount is never updated) where the paths point.
-        #expect(!deployment.contains("subPath:"))
+        #expect(!deployment.split(separator: "\n").contains { $0.trimmingCharacters(in: .whitespaces).hasPrefix("subPath:") })
         #expect(deployment.contains("mountPath: /etc/webhook-gateway/secrets"))
         #expect(!deployment.contains("secretKeyRef"))
 
