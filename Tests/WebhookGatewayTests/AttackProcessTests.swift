@@ -177,7 +177,7 @@ extension BinaryTests {
             print("big-wrong-signature: \(round.attack), peak RSS \(peak) MB, after \(after) MB")
             #expect(statuses.values.reduce(0, +) == 300)
             #expect(Set(statuses.keys).isSubset(of: ["401", "503"]), "\(statuses)")
-            // At most 56 bodies of 1 MiB (7/8 of 64 MiB) are held at once: with 300 heads sent
+            // At most 28 bodies of 1 MiB (7/8 of 32 MiB) are held at once: with 300 heads sent
             // before any body, some are refused. (How many depends on how many heads the gateway
             // has read when the bodies start, and on how fast admitted bodies finish.)
             #expect((statuses["503"] ?? 0) > 0, "\(statuses)")

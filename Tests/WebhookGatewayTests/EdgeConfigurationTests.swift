@@ -52,10 +52,10 @@ struct EdgeConfigurationTests {
         #expect(message.hasPrefix(expected), "\(message)")
     }
 
-    @Test func bufferedBodyBytesDefaultsToSixtyFourMiBOrTwiceTheBodyLimit() throws {
+    @Test func bufferedBodyBytesDefaultsToThirtyTwoMiBOrTwiceTheBodyLimit() throws {
         let defaults = try base.parse(ConfigurationTests.document())
         #expect(defaults.limits.maxBufferedBodyBytes == nil)
-        #expect(defaults.bufferedBodyBytes == 64 << 20)
+        #expect(defaults.bufferedBodyBytes == 32 << 20)
         let bigBodies = try base.parse(with("maxBodyBytes", 200 << 20))
         #expect(bigBodies.bufferedBodyBytes == 400 << 20)
         let custom = try base.parse(with("limits", ["maxBufferedBodyBytes": 8 << 20]))

@@ -119,7 +119,7 @@ struct GatewayConfiguration: Sendable {
     }
 
     /// The size of the body budget (``BodyBudget``): `limits.maxBufferedBodyBytes`, or by default
-    /// 64 MiB, raised to twice `maxBodyBytes` when that is more.
+    /// 32 MiB, raised to twice `maxBodyBytes` when that is more.
     var bufferedBodyBytes: Int {
         limits.maxBufferedBodyBytes ?? max(BodyBudget.defaultLimit, 2 * maxBodyBytes)
     }

@@ -44,9 +44,16 @@ def read_status(sock):
 
 
 def slow_body(port):
-    """Headers promise 1000 bytes; one byte a second follows. How long until the gateway cuts it off?"""
+    """Headers promise 1000 bytes; one byte a second follows. How long until the gateway cuts it off?
+
+    The signature header is well formed (and wrong), so the gateway waits for the body rather than
+    refusing it on the header alone.
+    """
     sock = connect(port)
-    sock.sendall(b"POST /webhooks/tiktok HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+    sock.sendall(
+        b"POST /webhooks/tiktok HTTP/1.1\r\nHost: x\r\nTikTok-Signature: t=%d,s=%s\r\nContent-Length: 1000\r\n\r\n"
+        % (int(time.time()), b"0" * 64)
+    )
     started = time.monotonic()
     sent = 0
     closed_after = None
