@@ -31,6 +31,8 @@ public struct Envelope: Sendable, Hashable {
     public let notificationID: String?
     /// `shop_id` (tiktok-shop).
     public let shopID: String?
+    /// The notification's `timestamp`, unix seconds (tiktok-shop; not part of its signature).
+    public var timestamp: Int64? = nil
 
     /// Parses the envelope of a verified body received on the source named `source`.
     public static func parse(body: some DataProtocol, source: String, verified: VerifiedRequest) -> ParsedBody {
@@ -85,7 +87,7 @@ public struct Envelope: Sendable, Hashable {
                 Envelope(
                     eventType: String(type), dedupKey: key, orderID: fields.orderID,
                     tradeOrderID: nil, isSandbox: nil,
-                    notificationID: fields.notificationID, shopID: fields.shopID
+                    notificationID: fields.notificationID, shopID: fields.shopID, timestamp: fields.timestamp
                 )
             )
         }
@@ -183,10 +185,12 @@ private struct ShopFields {
     var notificationID: String?
     var shopID: String?
     var orderID: String?
+    var timestamp: Int64?
 
     init(_ bytes: [UInt8]) throws(JSONScanner.Invalid) {
         var scanner = try JSONScanner(bytes)
         var fields = (type: Int64?.none, notificationID: String?.none, shopID: String?.none, orderID: String?.none)
+        var timestamp: Int64?
         try scanner.readDocument { key, scanner throws(JSONScanner.Invalid) in
             switch key {
             case "type":
@@ -194,6 +198,8 @@ private struct ShopFields {
                 fields.type = type
             case "tts_notification_id": fields.notificationID = identifier(try scanner.readScalar())
             case "shop_id": fields.shopID = identifier(try scanner.readScalar())
+            case "timestamp":
+                if case .integer(let text) = try scanner.readScalar() { timestamp = Int64(text) }
             case "data":
                 var probe = scanner
                 do {
@@ -212,5 +218,6 @@ private struct ShopFields {
             }
         }
         (type, notificationID, shopID, orderID) = fields
+        self.timestamp = timestamp
     }
 }

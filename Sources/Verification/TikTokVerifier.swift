@@ -4,9 +4,12 @@ public import Foundation
 /// Verifies the `tiktok` scheme: `TikTok-Signature: t=<unix seconds>,s=<hex>`.
 ///
 /// The signed bytes are the timestamp exactly as sent, a `.`, and the raw body, MACed with
-/// HMAC-SHA256 keyed by the client secret. A request verifies when its timestamp is within
-/// `tolerance` of now (past or future, the bound itself included) and any `s=` value matches the
-/// MAC under any configured secret (so a secret can be rotated by listing the old and the new one).
+/// HMAC-SHA256 keyed by the client secret. A request verifies when any `s=` value matches the MAC
+/// under any configured secret (so a secret can be rotated by listing the old and the new one) and
+/// its timestamp is within `tolerance` of now (past or future, the bound itself included). The
+/// signature is checked first: a wrong one is ``VerificationError/noMatchingSignature`` whatever
+/// its timestamp, and only a correct one with an old timestamp is
+/// ``VerificationError/timestampOutsideTolerance``.
 ///
 /// ```swift
 /// let verifier = TikTokVerifier(secrets: [Secret("client_secret_example")])
@@ -104,9 +107,6 @@ public struct TikTokVerifier: Sendable {
     ) throws(VerificationError) -> VerifiedRequest {
         let name = Self.headerDisplayName
         let (timestampDigits, timestamp) = try Self.parse(header: header)
-        guard abs(now.timeIntervalSince1970 - Double(timestamp)) <= toleranceSeconds else {
-            throw .timestampOutsideTolerance
-        }
 
         for authenticator in authenticators {
             var hmac = authenticator
@@ -122,7 +122,15 @@ public struct TikTokVerifier: Sendable {
                     }
                 }
             }
-            if matched { return VerifiedRequest(scheme: .tiktok, timestamp: timestamp) }
+            if matched {
+                // The tolerance is checked after the signature, so that a correct signature with
+                // an old `t` (a replay, or a retry that re-used its timestamp) can be told apart
+                // from a forgery: both are refused, but the first is counted as `stale`.
+                guard abs(now.timeIntervalSince1970 - Double(timestamp)) <= toleranceSeconds else {
+                    throw .timestampOutsideTolerance(signedAt: timestamp)
+                }
+                return VerifiedRequest(scheme: .tiktok, timestamp: timestamp)
+            }
         }
         throw .noMatchingSignature
     }

@@ -14,10 +14,14 @@ public struct VerificationError: Error, Hashable, Sendable, CustomStringConverti
     private let code: Code
     /// A fixed, human-readable explanation. Built only from header names and fixed strings.
     public let detail: String
+    /// For a timestamp outside the tolerance: the signed timestamp (unix seconds), so that an
+    /// operator can see how old the refused request was. It is not secret (it is sent in clear).
+    public let signedTimestamp: Int64?
 
-    private init(_ code: Code, _ detail: String) {
+    private init(_ code: Code, _ detail: String, signedTimestamp: Int64? = nil) {
         self.code = code
         self.detail = detail
+        self.signedTimestamp = signedTimestamp
     }
 
     /// The signature header (or one of the headers a scheme needs) is absent.
@@ -33,6 +37,13 @@ public struct VerificationError: Error, Hashable, Sendable, CustomStringConverti
     /// The signed timestamp is further from now than the configured tolerance, in either direction.
     public static var timestampOutsideTolerance: VerificationError {
         VerificationError(.timestampOutsideTolerance, "timestamp outside tolerance")
+    }
+
+    /// The signature is correct but its timestamp, `signedAt`, is outside the tolerance: a stale
+    /// request (a replay, or a retry that re-used its old timestamp). Equal to
+    /// ``timestampOutsideTolerance``.
+    public static func timestampOutsideTolerance(signedAt: Int64) -> VerificationError {
+        VerificationError(.timestampOutsideTolerance, "timestamp outside tolerance", signedTimestamp: signedAt)
     }
 
     /// The header is well formed but no signature in it matches any configured secret.

@@ -81,7 +81,8 @@ struct Gateway {
                 } else {
                     dispatcher.wake(consumers: event.consumers)
                 }
-            }
+            },
+            dedupRetention: configuration.dedupRetention
         )
         let ingressCertificate = try configuration.listen.tls.map { files throws(ReloadableCertificate.LoadError) in
             try ReloadableCertificate(files: files)

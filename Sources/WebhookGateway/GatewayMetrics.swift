@@ -14,6 +14,8 @@ struct GatewayMetrics: DispatchObserver, Sendable {
         case accepted
         case duplicate
         case unauthorized
+        /// A correct signature whose timestamp is outside the tolerance (still 401).
+        case stale
         case tooLarge = "too_large"
         case unavailable
     }

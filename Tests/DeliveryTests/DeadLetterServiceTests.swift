@@ -37,7 +37,7 @@ final class FlakyMarkQueue: DeliveryQueue {
     }
 
     func depth(consumer: String) async throws(StoreError) -> Int { state.withLock { $0.waiting.count } }
-    func claim(consumer: String, limit: Int, now: Date, leaseUntil: Date, ignoringSchedule: Bool) async throws(StoreError)
+    func claim(consumer: String, limit: Int, now: Date, leaseUntil: Date, asProbe: Bool) async throws(StoreError)
         -> [ClaimedDelivery]
     { [] }
     func finish(_ updates: [DeliveryUpdate]) async throws(StoreError) {}

@@ -465,7 +465,7 @@ struct DispatcherTests {
         let event = try await harness.ingest(order: "c")
         // A process leased it and died before recording the outcome.
         let leased = try await harness.store.claim(
-            consumer: "orders", limit: 1, now: Date(), leaseUntil: Date().addingTimeInterval(3_600), ignoringSchedule: false)
+            consumer: "orders", limit: 1, now: Date(), leaseUntil: Date().addingTimeInterval(3_600), asProbe: false)
         #expect(leased.count == 1)
         harness.start()
         #expect(await consumer.wait { $0.contains { $0.webhookID == event.id } })

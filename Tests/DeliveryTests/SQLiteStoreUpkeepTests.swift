@@ -15,7 +15,7 @@ struct SQLiteStoreUpkeepTests {
 
     func claimAll(_ store: SQLiteStore, _ clock: ManualClock) async throws -> [ClaimedDelivery] {
         try await store.claim(
-            consumer: "orders", limit: 100, now: clock.now, leaseUntil: clock.now.addingTimeInterval(600), ignoringSchedule: false)
+            consumer: "orders", limit: 100, now: clock.now, leaseUntil: clock.now.addingTimeInterval(600), asProbe: false)
     }
 
     @Test func finishedEventsArePrunedAfterTheRetentionAndUnfinishedOnesAreKept() async throws {
@@ -111,6 +111,15 @@ struct SQLiteStoreUpkeepTests {
         // Without pruning, eight days would hold four times what two days hold.
         #expect(Double(pagesAtEndOfDay[7]) < Double(pagesAtEndOfDay[1]) * 2, "pages by day: \(pagesAtEndOfDay)")
         print("database pages at the end of each simulated day: \(pagesAtEndOfDay)")
+    }
+
+    /// Deleting an event checks the deliveries' foreign key, and pruning asks whether an event
+    /// has deliveries left: without an index on `deliveries(event_id)` each would scan the whole
+    /// queue (a chunk took 5 s with 100,000 pending deliveries), holding the only writer.
+    @Test func pruningLooksUpDeliveriesByIndex() async throws {
+        let directory = try TemporaryDirectory()
+        let store = try makeStore(directory, ManualClock())
+        #expect(try await store.indexedLeadingColumns(table: "deliveries").contains("event_id"))
     }
 
     @Test func theQueueDepthIsReadWithoutQueryingAndSurvivesAReopen() async throws {

@@ -46,7 +46,7 @@ struct StoreConformance<Store: EventStore & DedupStore & DeliveryQueue> {
         #expect(try await store.depth(consumer: "analytics") == 1)
         #expect(try await store.depth(consumer: "billing") == 0)
         let claimed = try await store.claim(
-            consumer: "orders", limit: 10, now: clock.now, leaseUntil: clock.now.addingTimeInterval(60), ignoringSchedule: false)
+            consumer: "orders", limit: 10, now: clock.now, leaseUntil: clock.now.addingTimeInterval(60), asProbe: false)
         #expect(claimed.map(\.eventID) == [event.id])
     }
 
@@ -68,7 +68,7 @@ struct StoreConformance<Store: EventStore & DedupStore & DeliveryQueue> {
         #expect(stored.dedupKey == "k:caf\u{e9}")
         #expect(stored.headers == ["x-empty": "", "x-note": "caf\u{e9} \u{1F600}"])
         let claimed = try await store.claim(
-            consumer: "orders", limit: 10, now: clock.now, leaseUntil: clock.now.addingTimeInterval(60), ignoringSchedule: false)
+            consumer: "orders", limit: 10, now: clock.now, leaseUntil: clock.now.addingTimeInterval(60), asProbe: false)
         #expect(claimed.map(\.eventID) == [event.id])
         #expect(claimed.first?.body == Data())
         #expect(claimed.first?.eventType == nil)

@@ -82,6 +82,24 @@ struct TikTokVerifierTests {
         }
     }
 
+    /// Only a correct signature is stale: the tolerance is checked after the MAC, and the error
+    /// carries the signed timestamp (for the operator's log), never the signature.
+    @Test func aCorrectSignatureOutsideTheToleranceIsStaleAndCarriesItsTimestamp() throws {
+        let t = TimeInterval(V.timestamp)
+        do {
+            _ = try verify(header: V.header, now: Date(timeIntervalSince1970: t + 3_600))
+            Issue.record("a stale request verified")
+        } catch {
+            #expect(error == .timestampOutsideTolerance)
+            #expect(error.signedTimestamp == V.timestamp)
+            #expect(!error.description.contains(V.signature))
+        }
+        let forged = "t=\(V.timestamp),s=\(String(repeating: "ab", count: 32))"
+        #expect(throws: VerificationError.noMatchingSignature) {
+            try verify(header: forged, now: Date(timeIntervalSince1970: t + 3_600))
+        }
+    }
+
     @Test func toleranceEdges() throws {
         let t = TimeInterval(V.timestamp)
         _ = try verify(header: V.header, now: Date(timeIntervalSince1970: t + 300))
@@ -159,7 +177,8 @@ struct TikTokVerifierTests {
             try WebhookVerifier.tiktok(secrets: [Secret(V.secret)]).checkHeader(headers: [("tiktok-signature", header)])
         }
         #expect(throws: VerificationError.noMatchingSignature) { try verify(header: wrong) }
-        #expect(throws: VerificationError.timestampOutsideTolerance) { try verify(header: stale) }
+        // A signature that does not match its `t` is a wrong signature, however old the `t`.
+        #expect(throws: VerificationError.noMatchingSignature) { try verify(header: stale) }
         #expect(throws: VerificationError.missingHeader("TikTok-Signature")) { try TikTokVerifier.checkHeader(in: []) }
         #expect(throws: VerificationError.malformedHeader("TikTok-Signature", "")) {
             try TikTokVerifier.checkHeader(in: [("TikTok-Signature", V.header), ("tiktok-signature", V.header)])

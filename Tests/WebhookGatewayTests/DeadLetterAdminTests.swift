@@ -44,7 +44,7 @@ struct DeadLetterAdminTests {
                 _ = try await store.accept(event)
                 let claimed = try await store.claim(
                     consumer: "orders", limit: 1, now: at.addingTimeInterval(1), leaseUntil: at.addingTimeInterval(60),
-                    ignoringSchedule: true)
+                    asProbe: true)
                 try await store.finish([
                     .deadLetter(
                         id: claimed[0].id, attempts: [.init(at: at, status: 500, error: nil)], reason: "max attempts",
@@ -188,7 +188,7 @@ struct DeadLetterAdminTests {
             #expect(first["skipped"] as? Int == 0)
             #expect(setup.replayedConsumers.withLock { $0 } == ["orders"])
             let queued = try await setup.fixture.store.claim(
-                consumer: "orders", limit: 10, now: Date(), leaseUntil: Date().addingTimeInterval(60), ignoringSchedule: true)
+                consumer: "orders", limit: 10, now: Date(), leaseUntil: Date().addingTimeInterval(60), asProbe: true)
             #expect(queued.map(\.eventID) == [letters[0].eventID])
 
             // All not yet replayed: the other two; then nothing is left.
@@ -392,7 +392,7 @@ struct DeadLetterAdminTests {
             #expect(setup.replayedConsumers.withLock { $0.count } == 1 + 3)
             #expect(try await setup.fixture.store.depth(consumer: "orders") == count)
             let queued = try await setup.fixture.store.claim(
-                consumer: "orders", limit: count, now: Date(), leaseUntil: Date().addingTimeInterval(60), ignoringSchedule: true)
+                consumer: "orders", limit: count, now: Date(), leaseUntil: Date().addingTimeInterval(60), asProbe: true)
             let expected = ["evt_dl_3"] + (0..<count).filter { $0 != 3 }.map { "evt_dl_\($0)" }
             #expect(queued.map(\.eventID) == expected)
             let again = try await Self.replay(client, #"{"consumer":"orders"}"#)

@@ -84,12 +84,11 @@ public struct DeadLetterService: Service {
                 if waiting.isEmpty { return true }
                 let byConsumer = Dictionary(grouping: waiting, by: \.deadLetter.consumer)
                 for (consumer, items) in byConsumer.sorted(by: { $0.key < $1.key }) {
-                    let deliveryIDs = items.map(\.deliveryID)
                     let unwritten = unmarked.withoutWrittenLines(items)
                     try writer.append(unwritten.map(\.deadLetter), consumer: consumer)
-                    unmarked.insert(unwritten.map(\.deliveryID))
-                    try await store.markDeadLettered(deliveryIDs: deliveryIDs)
-                    unmarked.remove(deliveryIDs)
+                    unmarked.insert(unwritten.map(\.deadLetter.id))
+                    try await store.markDeadLettered(deliveryIDs: items.map(\.deliveryID))
+                    unmarked.remove(items.map(\.deadLetter.id))
                     onWritten(consumer, items.count)
                     for item in items {
                         logger.warning(
@@ -112,21 +111,22 @@ public struct DeadLetterService: Service {
     }
 }
 
-/// The deliveries whose lines are durably written but which are still in the queue, because
-/// taking them out failed. At most one batch of ``DeadLetterService/drain()``: a failure ends the
-/// drain, and the next one reads the same deliveries first.
+/// The dead letters whose lines are durably written but whose deliveries are still in the queue,
+/// because taking them out failed. At most one batch of ``DeadLetterService/drain()``: a failure
+/// ends the drain, and the next one reads the same deliveries first. Kept by dead-letter id (unique
+/// for good), not by delivery row id, which a database opened anew would hand out again.
 private final class UnmarkedDeliveries: Sendable {
-    private let ids = Mutex<Set<Int64>>([])
+    private let ids = Mutex<Set<String>>([])
 
     func withoutWrittenLines(_ items: [DeadLetterToWrite]) -> [DeadLetterToWrite] {
-        ids.withLock { ids in items.filter { !ids.contains($0.deliveryID) } }
+        ids.withLock { ids in items.filter { !ids.contains($0.deadLetter.id) } }
     }
 
-    func insert(_ deliveryIDs: [Int64]) {
-        ids.withLock { $0.formUnion(deliveryIDs) }
+    func insert(_ deadLetterIDs: [String]) {
+        ids.withLock { $0.formUnion(deadLetterIDs) }
     }
 
-    func remove(_ deliveryIDs: [Int64]) {
-        ids.withLock { $0.subtract(deliveryIDs) }
+    func remove(_ deadLetterIDs: [String]) {
+        ids.withLock { $0.subtract(deadLetterIDs) }
     }
 }

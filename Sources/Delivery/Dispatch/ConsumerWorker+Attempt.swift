@@ -195,17 +195,14 @@ extension ConsumerWorker {
     /// Why the HTTP client refused to send a request at all, or `nil` if the error came from the
     /// exchange. The reason never holds the refused value (it could be part of a signature).
     static func unsendableReason(_ error: any Error) -> String? {
+        // Only what this delivery's own headers cause. A bad URL is the consumer's setting, not
+        // the delivery's: it stays a failure of the consumer (retried, and it pauses it).
+        // `shortDescription` is AsyncHTTPClient's name of the error, without the refused values.
         guard let error = error as? HTTPClientError else { return nil }
-        switch error {
-        case .invalidURL, .emptyHost, .emptyScheme, .missingSocketPath: return "the consumer URL is invalid"
-        case .bodyLengthMismatch, .identityCodingIncorrectlyPresent:
-            return "the HTTP client refused the request framing"
-        default:
-            // These two carry the refused values, so they are told apart by their case name only.
-            let text = String(describing: error)
-            if text.contains("invalidHeaderFieldValues") { return "the HTTP client refused a header value" }
-            if text.contains("invalidHeaderFieldNames") { return "the HTTP client refused a header name" }
-            return nil
+        switch error.shortDescription {
+        case "Invalid header field values": return "the HTTP client refused a header value"
+        case "Invalid header field names": return "the HTTP client refused a header name"
+        default: return nil
         }
     }
 

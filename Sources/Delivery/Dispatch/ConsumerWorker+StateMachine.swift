@@ -62,6 +62,13 @@ extension ConsumerWorker {
             stopping = true
         }
 
+        /// A probe was due but the lease found nothing to probe (no delivery due yet, or the store
+        /// failed): the next look is a poll interval away, not at once (that would spin).
+        mutating func probeFoundNothing(now: Date) {
+            let next = now.addingTimeInterval(TimeInterval(settings.pollInterval.milliseconds) / 1_000)
+            nextProbeAt = max(nextProbeAt, next)
+        }
+
         /// Takes the report of a finished attempt; returns what to do about the consumer, if anything.
         mutating func attemptFinished(
             _ report: AttemptReport,

@@ -163,7 +163,7 @@ final class ConsumerWorker: Sendable {
                     limit: capacity,
                     now: at,
                     leaseUntil: at.addingTimeInterval(leaseDuration),
-                    ignoringSchedule: isProbe
+                    asProbe: isProbe
                 )
                 if storeFailing {
                     storeFailing = false
@@ -174,8 +174,10 @@ final class ConsumerWorker: Sendable {
                     logger.error("cannot lease deliveries; retrying", metadata: ["error": "\(error)"])
                 }
                 storeFailing = true
+                if isProbe { machine.probeFoundNothing(now: at) }
                 return
             }
+            if isProbe && claimed.isEmpty { machine.probeFoundNothing(now: at) }
             machine.started(claimed.count)
             for delivery in claimed {
                 if isProbe {

@@ -90,26 +90,6 @@ public struct DedupEntry: Sendable, Hashable {
 }
 
 /// The de-duplication keys and their expiry.
-/// What one chunk of event pruning did.
-public struct EventPruneResult: Sendable, Hashable {
-    /// Events newly found with every delivery finished.
-    public var marked: Int
-    /// Events deleted because they finished longer than the retention ago.
-    public var pruned: Int
-
-    public init(marked: Int, pruned: Int) {
-        self.marked = marked
-        self.pruned = pruned
-    }
-}
-
-/// Storage whose finished events are pruned after a retention time.
-public protocol RetainingStore: Sendable {
-    /// Marks up to `limit` events whose deliveries have all finished, and deletes up to `limit`
-    /// events marked at or before `now - retention`. Events with an unfinished delivery are kept.
-    func pruneFinishedEvents(now: Date, retention: Duration, limit: Int) async throws(StoreError) -> EventPruneResult
-}
-
 public protocol DedupStore: Sendable {
     /// The entry for `key`, expired or not, if it is still stored.
     func dedupEntry(for key: DedupKey) async throws(StoreError) -> DedupEntry?
@@ -186,15 +166,16 @@ public protocol DeliveryQueue: Sendable {
     /// durably in the dead-letter file.
     func markDeadLettered(deliveryIDs: [Int64]) async throws(StoreError)
 
-    /// Leases up to `limit` deliveries of `consumer` until `leaseUntil`, oldest first, among those
-    /// that are pending, not leased, due at `now` (any time, when `ignoringSchedule`), and not held
-    /// back by an earlier pending delivery of the same order to the same consumer.
+    /// Leases up to `limit` deliveries of `consumer` until `leaseUntil` among those that are
+    /// pending, not leased, due at `now`, and not held back by an earlier pending delivery of the
+    /// same order to the same consumer: oldest first, or, `asProbe` (a probe of a paused consumer),
+    /// the one whose next attempt is earliest.
     func claim(
         consumer: String,
         limit: Int,
         now: Date,
         leaseUntil: Date,
-        ignoringSchedule: Bool
+        asProbe: Bool
     ) async throws(StoreError) -> [ClaimedDelivery]
 
     /// Records how claimed deliveries ended, durably, and releases their leases.

@@ -13,7 +13,7 @@ extension SQLiteStore {
         var limit: Int
         var now: Int64
         var leaseUntil: Int64
-        var ignoringSchedule: Bool
+        var asProbe: Bool
     }
 
     public func claim(
@@ -21,7 +21,7 @@ extension SQLiteStore {
         limit: Int,
         now: Date,
         leaseUntil: Date,
-        ignoringSchedule: Bool
+        asProbe: Bool
     ) async throws(StoreError) -> [ClaimedDelivery] {
         guard limit > 0 else { return [] }
         let request = ClaimRequest(
@@ -29,7 +29,7 @@ extension SQLiteStore {
             limit: limit,
             now: now.milliseconds,
             leaseUntil: leaseUntil.milliseconds,
-            ignoringSchedule: ignoringSchedule
+            asProbe: asProbe
         )
         guard case .claimed(let deliveries) = try await submit(.claim(request)) else {
             throw .corrupt("group commit answered a claim with another result")
@@ -50,18 +50,17 @@ extension SQLiteStore {
     /// still pending (leased or waiting for a retry); a delivery that became a dead letter no longer
     /// holds anything back.
     static func claim(_ request: ClaimRequest, db: Database) throws -> [ClaimedDelivery] {
-        // A probe of a paused consumer (ignoring the schedule) takes the delivery whose next attempt
-        // is earliest, so an event that the consumer keeps refusing moves back with each failure
-        // and cannot hold the others up; otherwise the due deliveries go in queue order.
-        let schedule = request.ignoringSchedule ? "" : "AND d.next_attempt_at <= :now"
-        let order = request.ignoringSchedule ? "d.next_attempt_at, d.id" : "d.id"
+        // A probe of a paused consumer takes the due delivery whose next attempt is earliest, so an
+        // event that the consumer keeps refusing moves back with each failure and cannot hold the
+        // others up; otherwise the due deliveries go in queue order.
+        let order = request.asProbe ? "d.next_attempt_at, d.id" : "d.id"
         let rows = try Row.fetchAll(
             db.cachedStatement(
                 sql: """
                     SELECT d.id, d.event_id, d.attempt_log, e.source, e.event_type, e.dedup_key, e.received_at, e.body
                     FROM deliveries d JOIN events e ON e.id = d.event_id
                     WHERE d.consumer = :consumer AND d.state = 'pending'
-                      AND (d.lease_until IS NULL OR d.lease_until <= :now) \(schedule)
+                      AND (d.lease_until IS NULL OR d.lease_until <= :now) AND d.next_attempt_at <= :now
                       AND (d.order_id IS NULL OR NOT EXISTS (
                         SELECT 1 FROM deliveries p
                         WHERE p.consumer = d.consumer AND p.order_id = d.order_id AND p.state = 'pending' AND p.id < d.id))

@@ -20,7 +20,7 @@ extension SQLiteStore {
                 sql: """
                     UPDATE events SET finished_at = ? WHERE rowid IN
                       (SELECT rowid FROM events WHERE finished_at IS NULL
-                         AND id NOT IN (SELECT event_id FROM deliveries) LIMIT ?)
+                         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id) LIMIT ?)
                     """,
                 arguments: [nowMilliseconds, limit]
             )
@@ -29,7 +29,7 @@ extension SQLiteStore {
                 sql: """
                     DELETE FROM events WHERE rowid IN
                       (SELECT rowid FROM events WHERE finished_at IS NOT NULL AND finished_at <= ?
-                         AND id NOT IN (SELECT event_id FROM deliveries) LIMIT ?)
+                         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id) LIMIT ?)
                     """,
                 arguments: [cutoff, limit]
             )
@@ -46,6 +46,17 @@ extension SQLiteStore {
     package func pageCounts() async throws(StoreError) -> (total: Int, free: Int) {
         try await read { db in
             (try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0, try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0)
+        }
+    }
+
+    /// The first column of each index on `table`, for tests that check a lookup is indexed.
+    package func indexedLeadingColumns(table: String) async throws(StoreError) -> Set<String> {
+        try await read { db in
+            var columns = Set<String>()
+            for index in try db.indexes(on: table) {
+                if let first = index.columns.first { columns.insert(first) }
+            }
+            return columns
         }
     }
 }

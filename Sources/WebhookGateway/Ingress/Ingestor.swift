@@ -30,6 +30,9 @@ struct Ingestor: Sendable {
     /// Called after an event was stored: the dispatcher's workers of these consumers (or, for a
     /// body that is not an envelope, the dead-letter writer) have work.
     let onStored: @Sendable (IncomingEvent) -> Void
+    /// How long dedup keys are kept: a Shop notification older than this could be a replay whose
+    /// key has expired, so it is refused (its signature has no timestamp of its own).
+    var dedupRetention: Duration = .seconds(7 * 86_400)
 
     /// Checks the source's signature header for presence and form, before the body is read: a
     /// refusal is counted and logged as any other (`unauthorized`); `nil` means go on.
@@ -45,6 +48,22 @@ struct Ingestor: Sendable {
         }
     }
 
+    /// A correct signature on a request too old to accept: refused (401) like any other, but
+    /// counted as `stale` and logged with its age, so that an operator can see whether TikTok's
+    /// retries re-use old timestamps (the runbook says what to do then). The signature is not logged.
+    private func stale(
+        source: Source, signedAt: Int64?, receivedAt: Date, error: VerificationError, logger: Logger
+    ) -> Outcome {
+        metrics.request(source: source.name, outcome: .stale)
+        var metadata: Logger.Metadata = ["source": "\(source.name)"]
+        if let signedAt {
+            metadata["signedAt"] = "\(signedAt)"
+            metadata["ageSeconds"] = "\(Int64(receivedAt.timeIntervalSince1970) - signedAt)"
+        }
+        logger.warning("stale request refused: a correct signature with a timestamp outside the tolerance", metadata: metadata)
+        return .unauthorized(error)
+    }
+
     func ingest(
         source: Source,
         headers: [(String, String)],
@@ -56,12 +75,24 @@ struct Ingestor: Sendable {
         do {
             verified = try source.verifier.verify(body: body, headers: headers, now: receivedAt)
         } catch {
+            if error == .timestampOutsideTolerance {
+                return stale(source: source, signedAt: error.signedTimestamp, receivedAt: receivedAt, error: error, logger: logger)
+            }
             metrics.request(source: source.name, outcome: .unauthorized)
             logger.notice("signature rejected", metadata: ["source": "\(source.name)", "reason": "\(error.detail)"])
             return .unauthorized(error)
         }
 
         let parsed = Envelope.parse(body: body, source: source.name, verified: verified)
+        if verified.scheme == .tiktokShop, case .envelope(let envelope) = parsed, let timestamp = envelope.timestamp,
+            receivedAt.timeIntervalSince1970 - Double(timestamp) > Double(dedupRetention.milliseconds) / 1_000
+        {
+            // SPEC: a Shop notification older than the dedup retention may be a replay whose key
+            // has expired; its signature holds no time of its own.
+            return stale(
+                source: source, signedAt: timestamp, receivedAt: receivedAt,
+                error: .timestampOutsideTolerance(signedAt: timestamp), logger: logger)
+        }
         // What differs between an envelope and a body that is not one.
         let (eventType, orderID, destinations): (String?, String?, [String])
         switch parsed {
