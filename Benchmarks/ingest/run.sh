@@ -9,6 +9,7 @@
 #
 #   Benchmarks/ingest/run.sh [duration-seconds] [connections]
 #   ROUNDS=5 Benchmarks/ingest/run.sh 10 64
+#   BASELINE=/tmp/old/webhook-gateway Benchmarks/ingest/run.sh 10 64   # adds the old build, same rounds
 #
 # This machine's results vary by a third from one run to the next, so the servers are run in
 # ROUNDS rounds (3 unless set), one after the other in each round; the table gives each server's
@@ -91,6 +92,15 @@ for round in $(seq 1 "$ROUNDS"); do
     python3 Benchmarks/ingest/sign_requests.py tiktok "$COUNT" "$SECRET" > "$WORK/tiktok.txt"
     python3 Benchmarks/ingest/sign_requests.py webhook "$COUNT" "$SECRET" > "$WORK/webhook.txt"
 
+    # (a0) the previous build, when given, on a store of its own and the same requests
+    if [ -n "${BASELINE:-}" ]; then
+        "$BASELINE" serve --config "$(gateway_config "$round" baseline)" --log-level warning &
+        GATEWAY_PID=$!
+        wait_for_port 18080
+        run_wrk gateway-baseline http://127.0.0.1:18080/webhooks/tiktok "$WORK/tiktok.txt"
+        kill -TERM $GATEWAY_PID; wait $GATEWAY_PID || true
+    fi
+
     # (a) the gateway
     "$GATEWAY" serve --config "$(gateway_config "$round")" --log-level warning &
     GATEWAY_PID=$!
@@ -157,5 +167,7 @@ for name, rounds in runs.items():
 print()
 print("gateway / hummingbird-hello = %.2fx; gateway / adnanh-webhook = %.2fx (medians)" % (
     medians["gateway"] / medians["hummingbird-hello"], medians["gateway"] / medians["adnanh-webhook"]))
+if "gateway-baseline" in medians:
+    print("gateway / gateway-baseline (the previous build) = %.2fx (medians)" % (medians["gateway"] / medians["gateway-baseline"]))
 PY
 echo "gateway: peak RSS $((PEAK_RSS_KB / 1024)) MB; events stored per round: $(awk '{print $2}' "$WORK/stored.txt" | paste -sd ' ')"

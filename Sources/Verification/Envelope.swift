@@ -9,8 +9,9 @@ public import Foundation
 /// The envelopes, by scheme:
 /// - `tiktok`: a JSON object with a non-empty string `event` and, optionally, `content`, which must
 ///   then be a string. When `content` is itself a JSON object, its `order_id`, `trade_order_id`
-///   and `is_sandbox` are read (ids may be strings or integers). The key is
-///   `(source, event, order_id)`, or the body's SHA-256 when there is no `order_id`.
+///   and `is_sandbox` are read (ids may be strings or integers). For `minis.trade_order.*` events
+///   the key is `(source, event, order_id)`; every other event, and a trade-order event without an
+///   `order_id`, is keyed by the body's SHA-256 (a subscription order renews many times).
 /// - `tiktok-shop`: a JSON object with an integer `type` (the event type, as a decimal string),
 ///   and optionally `tts_notification_id`, `shop_id` and `data.order_id`. The key is
 ///   `(source, tts_notification_id)`, or the body's SHA-256 when there is none.
@@ -41,6 +42,9 @@ public struct Envelope: Sendable, Hashable {
         parse(bytes: Array(body), source: source, verified: verified)
     }
 
+    /// The event family keyed by `(source, event, content.order_id)`.
+    static let tradeOrderPrefix = "minis.trade_order."
+
     private static func parse(bytes: [UInt8], source: String, verified: VerifiedRequest) -> ParsedBody {
         switch verified.scheme {
         case .tiktok:
@@ -50,8 +54,16 @@ public struct Envelope: Sendable, Hashable {
             }
             let content = fields.content.flatMap { try? ContentFields(JSONScanner(utf8: $0)) }
             let orderID = content?.orderID
+            // Only a trade order's events are keyed by the order: one order is redeemed once (a
+            // retry is a duplicate) and a refund traceback is a new event. Every other family
+            // (a subscription renews many times under one order id) is keyed by the body's hash:
+            // when the business key is not certain, the gateway delivers rather than drops.
             let key: DedupKey =
-                if let orderID { .order(source: source, event: event, orderID: orderID) } else { .bodyHash(source: source, body: bytes) }
+                if let orderID, event.hasPrefix(Self.tradeOrderPrefix) {
+                    .order(source: source, event: event, orderID: orderID)
+                } else {
+                    .bodyHash(source: source, body: bytes)
+                }
             return .envelope(
                 Envelope(
                     eventType: event, dedupKey: key, orderID: orderID,

@@ -29,23 +29,10 @@ public struct TikTokShopVerifier: Sendable {
         body: some DataProtocol,
         headers: some Sequence<(String, String)>
     ) throws(VerificationError) -> VerifiedRequest {
-        let name = "Authorization"
-        var header: String
-        switch HeaderLookup.find("authorization", in: headers) {
-        case .absent: throw .missingHeader(name)
-        case .repeated: throw .malformedHeader(name, "header repeated")
-        case .found(let value): header = value
-        }
+        var header = try Self.header(in: headers)
         let result = header.withUTF8 { raw in
             Result { () throws(VerificationError) -> Bool in
-                var lower = 0
-                var upper = raw.count
-                while lower < upper && (raw[lower] == UInt8(ascii: " ") || raw[lower] == UInt8(ascii: "\t")) { lower += 1 }
-                while upper > lower && (raw[upper - 1] == UInt8(ascii: " ") || raw[upper - 1] == UInt8(ascii: "\t")) { upper -= 1 }
-                let hex = UnsafeBufferPointer(rebasing: raw[lower..<upper])
-                guard Hex.isHex(hex, byteCount: SHA256.byteCount) else {
-                    throw .malformedHeader(name, "not 64 hex digits")
-                }
+                let hex = try Self.parse(header: raw)
                 for authenticator in authenticators {
                     var hmac = authenticator
                     hmac.update(data: body)
@@ -57,5 +44,39 @@ public struct TikTokShopVerifier: Sendable {
         }
         guard try result.get() else { throw .noMatchingSignature }
         return VerifiedRequest(scheme: .tiktokShop, timestamp: nil)
+    }
+
+    /// Checks that the `Authorization` header is present once and is 64 lowercase hex digits,
+    /// without the body: what can be refused before a body is read. ``verify(body:headers:)``
+    /// repeats this check.
+    public static func checkHeader(in headers: some Sequence<(String, String)>) throws(VerificationError) {
+        var header = try Self.header(in: headers)
+        let result = header.withUTF8 { raw in
+            Result { () throws(VerificationError) in _ = try parse(header: raw) }
+        }
+        try result.get()
+    }
+
+    private static var headerDisplayName: String { "Authorization" }
+
+    private static func header(in headers: some Sequence<(String, String)>) throws(VerificationError) -> String {
+        switch HeaderLookup.find("authorization", in: headers) {
+        case .absent: throw .missingHeader(headerDisplayName)
+        case .repeated: throw .malformedHeader(headerDisplayName, "header repeated")
+        case .found(let value): return value
+        }
+    }
+
+    /// The hex digits of the header, without surrounding spaces or tabs.
+    private static func parse(header raw: UnsafeBufferPointer<UInt8>) throws(VerificationError) -> UnsafeBufferPointer<UInt8> {
+        var lower = 0
+        var upper = raw.count
+        while lower < upper && (raw[lower] == UInt8(ascii: " ") || raw[lower] == UInt8(ascii: "\t")) { lower += 1 }
+        while upper > lower && (raw[upper - 1] == UInt8(ascii: " ") || raw[upper - 1] == UInt8(ascii: "\t")) { upper -= 1 }
+        let hex = UnsafeBufferPointer(rebasing: raw[lower..<upper])
+        guard Hex.isHex(hex, byteCount: SHA256.byteCount) else {
+            throw .malformedHeader(headerDisplayName, "not 64 hex digits")
+        }
+        return hex
     }
 }

@@ -41,24 +41,40 @@ public struct TikTokVerifier: Sendable {
         headers: some Sequence<(String, String)>,
         now: Date
     ) throws(VerificationError) -> VerifiedRequest {
-        var header: String
-        switch HeaderLookup.find("tiktok-signature", in: headers) {
-        case .absent: throw .missingHeader("TikTok-Signature")
-        case .repeated: throw .malformedHeader("TikTok-Signature", "header repeated")
-        case .found(let value): header = value
-        }
+        var header = try Self.header(in: headers)
         let result = header.withUTF8 { bytes in
             Result { () throws(VerificationError) in try verify(body: body, header: bytes, now: now) }
         }
         return try result.get()
     }
 
-    private func verify(
-        body: some DataProtocol,
-        header: UnsafeBufferPointer<UInt8>,
-        now: Date
-    ) throws(VerificationError) -> VerifiedRequest {
-        let name = "TikTok-Signature"
+    /// Checks that the `TikTok-Signature` header is present once and well formed, without the body
+    /// or the clock: what can be refused before a body is read. The tolerance and the signature
+    /// itself are checked by ``verify(body:headers:now:)``, which repeats this check.
+    public static func checkHeader(in headers: some Sequence<(String, String)>) throws(VerificationError) {
+        var header = try Self.header(in: headers)
+        let result = header.withUTF8 { bytes in
+            Result { () throws(VerificationError) in _ = try parse(header: bytes) }
+        }
+        try result.get()
+    }
+
+    private static func header(in headers: some Sequence<(String, String)>) throws(VerificationError) -> String {
+        switch HeaderLookup.find("tiktok-signature", in: headers) {
+        case .absent: throw .missingHeader(headerDisplayName)
+        case .repeated: throw .malformedHeader(headerDisplayName, "header repeated")
+        case .found(let value): return value
+        }
+    }
+
+    private static var headerDisplayName: String { "TikTok-Signature" }
+
+    /// The header's form: one `t` of unix seconds, 1 to ``maximumSignatures`` `s` values of 64
+    /// lowercase hex digits. Returns the timestamp as sent (the signed bytes) and its value.
+    private static func parse(
+        header: UnsafeBufferPointer<UInt8>
+    ) throws(VerificationError) -> (digits: UnsafeBufferPointer<UInt8>, timestamp: Int64) {
+        let name = headerDisplayName
         var timestampDigits: UnsafeBufferPointer<UInt8>?
         var signatureCount = 0
         try SignatureElements.forEach(in: header, headerName: name) { key, value throws(VerificationError) in
@@ -78,6 +94,16 @@ public struct TikTokVerifier: Sendable {
         guard let timestamp = SignatureElements.unixSeconds(timestampDigits) else {
             throw .malformedHeader(name, "t is not unix seconds")
         }
+        return (timestampDigits, timestamp)
+    }
+
+    private func verify(
+        body: some DataProtocol,
+        header: UnsafeBufferPointer<UInt8>,
+        now: Date
+    ) throws(VerificationError) -> VerifiedRequest {
+        let name = Self.headerDisplayName
+        let (timestampDigits, timestamp) = try Self.parse(header: header)
         guard abs(now.timeIntervalSince1970 - Double(timestamp)) <= toleranceSeconds else {
             throw .timestampOutsideTolerance
         }

@@ -59,6 +59,24 @@ public struct WebhookVerifier: Sendable {
         try check(body: body, headers: headers, now: now)
     }
 
+    /// Checks that the signature header is present and has the scheme's form (`tiktok`: the
+    /// `TikTok-Signature` elements; `tiktok-shop`: `Authorization` of 64 lowercase hex digits),
+    /// without the body or the clock, so that a request failing it can be refused before its body
+    /// is read. `verify(body:headers:now:)` repeats the check and adds the tolerance and the
+    /// signature itself.
+    ///
+    /// ```swift
+    /// try verifier.checkHeader(headers: headers)  // before reading the body
+    /// let body = try await readBody()
+    /// let verified = try verifier.verify(body: body, headers: headers, now: .now)
+    /// ```
+    public func checkHeader(headers: [(String, String)]) throws(VerificationError) {
+        switch base {
+        case .tiktok: try TikTokVerifier.checkHeader(in: headers)
+        case .tiktokShop: try TikTokShopVerifier.checkHeader(in: headers)
+        }
+    }
+
     private func check(
         body: some DataProtocol,
         headers: some Sequence<(String, String)>,

@@ -99,6 +99,7 @@ struct Gateway {
                 sources: live.sources,
                 ingestor: ingestor,
                 maxBodyBytes: configuration.maxBodyBytes,
+                bodyBudget: BodyBudget(limit: configuration.bufferedBodyBytes),
                 metrics: metrics,
                 rateLimiter: rateLimiter
             ),
@@ -161,7 +162,10 @@ struct Gateway {
         var groupConfiguration = ServiceGroupConfiguration(
             services: [
                 .init(service: ReloadService(reloader: reloader, signals: hangups)),
-                .init(service: DedupPruneService(store: store, logger: logger, now: now)),
+                .init(
+                    service: PruneService(
+                        dedup: store, events: store, eventRetention: configuration.eventRetention, logger: logger, now: now)
+                ),
                 .init(service: deadLetters),
                 .init(service: dispatcher),
                 .init(service: admin),

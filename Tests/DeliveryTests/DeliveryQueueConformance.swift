@@ -204,7 +204,70 @@ extension StoreConformance {
         #expect(claimed.first?.dedupKey == deadLetter.dedupKey)
     }
 
+    /// A probe (a claim that ignores the schedule) takes the delivery whose next attempt is
+    /// earliest: one that keeps failing moves back and cannot hold the others up.
+    func probesTakeTheEarliestNextAttempt() async throws {
+        let clock = ManualClock()
+        let store = try makeStore({ clock.now }, .seconds(72 * 3_600))
+        let poisoned = event("poisoned", order: "p1", at: clock.now)
+        _ = try await store.accept(poisoned)
+        clock.advance(by: 1)
+        let healthy = event("healthy", order: "h1", at: clock.now)
+        _ = try await store.accept(healthy)
+        let first = try await claim(store, clock, limit: 1, probe: true)
+        #expect(first.map(\.eventID) == [poisoned.id])
+        // It fails and is due again in 30 s: the next probe takes the healthy one, which is older.
+        let attempt = DeadLetter.Attempt(at: clock.now, status: 500, error: nil)
+        try await store.finish([.retry(id: first[0].id, attempts: [attempt], nextAttemptAt: clock.now.addingTimeInterval(30))])
+        #expect(try await claim(store, clock, limit: 1, probe: true).map(\.eventID) == [healthy.id])
+    }
+
+    /// The order lane is (source, order id): the same order id from two sources is two lanes.
+    func orderLanesAreKeptPerSource() async throws {
+        let clock = ManualClock()
+        let store = try makeStore({ clock.now }, .seconds(72 * 3_600))
+        let minis = event("minis", order: "42", at: clock.now)
+        var shop = event("shop", order: "42", at: clock.now)
+        shop.source = "tiktok-shop"
+        _ = try await store.accept(minis)
+        _ = try await store.accept(shop)
+        let claimed = try await claim(store, clock)
+        #expect(Set(claimed.map(\.eventID)) == [minis.id, shop.id])
+    }
+
+    /// The depth follows every change: ingest, delivery, dead letters written, replay.
+    func queueDepthFollowsEveryChange() async throws {
+        let clock = ManualClock()
+        let store = try makeStore({ clock.now }, .seconds(72 * 3_600))
+        for index in 0..<5 {
+            _ = try await store.accept(event("d\(index)", order: nil, consumers: ["orders", "analytics"], at: clock.now))
+        }
+        _ = try await store.accept(event("d0", order: nil, at: clock.now))  // a duplicate adds nothing
+        #expect(try await store.depth(consumer: "orders") == 5)
+        #expect(try await store.depth(consumer: "analytics") == 5)
+        let claimed = try await claim(store, clock, limit: 3)
+        let attempt = DeadLetter.Attempt(at: clock.now, status: 400, error: nil)
+        try await store.finish([
+            .delivered(id: claimed[0].id),
+            .retry(id: claimed[1].id, attempts: [attempt], nextAttemptAt: clock.now),
+            .deadLetter(id: claimed[2].id, attempts: [attempt], reason: "not retryable", at: clock.now),
+        ])
+        // The dead letter counts until its line is written.
+        #expect(try await store.depth(consumer: "orders") == 4)
+        let waiting = try await store.deadLettersToWrite(limit: 10)
+        try await store.markDeadLettered(deliveryIDs: waiting.map(\.deliveryID))
+        #expect(try await store.depth(consumer: "orders") == 3)
+        #expect(try await store.depth(consumer: "analytics") == 5)
+        _ = try await store.replay(waiting.map(\.deadLetter), consumer: "orders", force: false, dryRun: false, now: clock.now)
+        #expect(try await store.depth(consumer: "orders") == 4)
+        _ = try await store.replay(waiting.map(\.deadLetter), consumer: "orders", force: false, dryRun: true, now: clock.now)
+        #expect(try await store.depth(consumer: "orders") == 4)
+    }
+
     func runDeliveryQueueSuite() async throws {
+        try await probesTakeTheEarliestNextAttempt()
+        try await orderLanesAreKeptPerSource()
+        try await queueDepthFollowsEveryChange()
         try await leasesHideClaimedDeliveriesUntilFinishedOrExpired()
         try await outcomesAreRecorded()
         try await laterEventsOfAnOrderWaitForEarlierOnes()

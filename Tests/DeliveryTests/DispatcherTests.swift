@@ -95,12 +95,14 @@ final class DispatchHarness: Sendable {
 
     /// Stores a signed TikTok order event for `order` and wakes the dispatcher.
     @discardableResult
-    func ingest(order: String, event: String = "minis.trade_order.redeem.success", key: String? = nil) async throws -> IncomingEvent {
+    func ingest(
+        order: String, event: String = "minis.trade_order.redeem.success", key: String? = nil, source: String = "tiktok"
+    ) async throws -> IncomingEvent {
         let body = #"{"event":"\#(event)","content":"{\"order_id\":\"\#(order)\"}","n":"\#(UUID().uuidString)"}"#
         let now = Date()
         let incoming = IncomingEvent(
             id: EventID.make(milliseconds: now.milliseconds),
-            source: "tiktok",
+            source: source,
             eventType: event,
             dedupKey: DedupKey(rawValue: key ?? "tiktok:\(event):\(order):\(UUID().uuidString)"),
             orderID: order,
@@ -380,11 +382,14 @@ struct DispatcherTests {
         #expect(harness.dispatcher?.isPaused(consumer: "orders") == true)
         let duringPause = consumer.received
         // Before the pause: the first 4 (the concurrency) and one refill after each of the first 2
-        // failures. After it, only the probe, which is always one of those: the other 14
-        // deliveries keep all their attempts.
-        let attempted = Set(duringPause.map(\.webhookID))
-        #expect(attempted.count <= 4 + 2, "deliveries attempted while paused: \(attempted.count)")
+        // failures. After it, only probes, one at a time, each taking the delivery whose next
+        // attempt is earliest: they go round the queue instead of retrying one delivery.
         #expect(duringPause.count >= 15)
+        let probes = duringPause.dropFirst(6)
+        #expect(Set(probes.map(\.webhookID)).count >= 2, "probes all went to one delivery")
+        for (earlier, later) in zip(probes, probes.dropFirst()) {
+            #expect(later.at >= earlier.at, "probes overlapped")
+        }
 
         up.store(true, ordering: .relaxed)
         #expect(try await harness.waitUntilDrained())

@@ -151,10 +151,10 @@ struct SQLiteStoreTests {
         for index in 0..<25 {
             _ = try await store.accept(StoreConformance<SQLiteStore>.event(key: "k\(index)", at: clock.now))
         }
-        let service = DedupPruneService(store: store, chunkSize: 10, logger: logger, now: { clock.now })
-        #expect(await service.pruneOnce() == 0)
+        let service = PruneService(dedup: store, chunkSize: 10, logger: logger, now: { clock.now })
+        #expect(await service.pruneOnce().dedupKeys == 0)
         clock.advance(by: 7 * 86_400)
-        #expect(await service.pruneOnce() == 25)
+        #expect(await service.pruneOnce().dedupKeys == 25)
         #expect(try await store.dedupEntry(for: DedupKey(rawValue: "k3")) == nil)
     }
 

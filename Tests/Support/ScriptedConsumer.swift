@@ -26,18 +26,26 @@ public final class ScriptedConsumer: Sendable {
         public var bodyBytes: Int
         /// Whether the body breaks off after `bodyBytes`: the connection closes mid-body.
         public var breaksBody: Bool
+        /// Whether the body stalls: the head (with `content-length: 10`) and one byte go out,
+        /// then nothing until the connection is closed by the other side.
+        public var stallsBody: Bool
 
         public init(
-            status: Int, headers: [String: String] = [:], delay: Duration? = nil, bodyBytes: Int = 0, breaksBody: Bool = false
+            status: Int, headers: [String: String] = [:], delay: Duration? = nil, bodyBytes: Int = 0, breaksBody: Bool = false,
+            stallsBody: Bool = false
         ) {
             self.status = status
             self.headers = headers
             self.delay = delay
             self.bodyBytes = bodyBytes
             self.breaksBody = breaksBody
+            self.stallsBody = stallsBody
         }
 
         public static func status(_ status: Int) -> Reply { Reply(status: status) }
+
+        /// `200 OK` with `content-length: 10`, one byte of body, then a stall.
+        public static var stalledBody: Reply { Reply(status: 200, headers: ["content-length": "10"], stallsBody: true) }
     }
 
     public typealias Handler = @Sendable (Received) async -> Reply
@@ -129,6 +137,15 @@ public final class ScriptedConsumer: Sendable {
         var fields = HTTPFields()
         for (name, value) in reply.headers {
             if let name = HTTPField.Name(name) { fields[name] = value }
+        }
+        if reply.stallsBody {
+            let body = ResponseBody { writer in
+                try await writer.write(ByteBuffer(string: "a"))
+                // Until the client gives up and closes the connection (which cancels this).
+                try await Task.sleep(for: .seconds(3_600))
+                try await writer.finish(nil)
+            }
+            return Response(status: .init(code: reply.status), headers: fields, body: body)
         }
         guard reply.bodyBytes > 0 || reply.breaksBody else {
             return Response(status: .init(code: reply.status), headers: fields)

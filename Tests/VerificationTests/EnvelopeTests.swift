@@ -35,6 +35,29 @@ struct EnvelopeTests {
         #expect(numeric.orderID == "576461413038785752")
     }
 
+    /// One subscription order renews many times (in TikTok's sandbox every 5 minutes, 12 times):
+    /// keyed by the order, every renewal after the first would be dropped as a duplicate. Outside
+    /// `minis.trade_order.*` the key is the body's hash, so each renewal is new and only a retry of
+    /// the same bytes is a duplicate. (The hash is Python's `hashlib.sha256` of the first body.)
+    @Test func subscriptionRenewalsAreKeyedByTheirBody() throws {
+        func renewal(_ createTime: Int) -> String {
+            #"{"client_key":"awx0d4sbbjnnw6g4","event":"minis.subscription.renew","create_time":\#(createTime),"user_openid":"_000Hq2ksMzR3_VoK","content":"{\"order_id\":\"S1\",\"is_sandbox\":true}"}"#
+        }
+        let renewals = try (0..<12).map { try #require(parseEnvelope(renewal(1_764_547_200 + 300 * $0))) }
+        #expect(Set(renewals.map(\.dedupKey)).count == 12)
+        #expect(renewals[0].dedupKey.rawValue == "tiktok:sha256=bd2426741cbb11b38cef28e27ed8adbbaea7161e6d8418eb5afcb87be0113dc0")
+        #expect(renewals.allSatisfy { $0.orderID == "S1" })  // still the order lane
+        let retried = try #require(parseEnvelope(renewal(1_764_547_200)))
+        #expect(retried.dedupKey == renewals[0].dedupKey)
+        for event in ["minis.subscription.create", "minis.subscription.expire", "some.future.event"] {
+            let envelope = try #require(parseEnvelope(#"{"event":"\#(event)","content":"{\"order_id\":\"S1\"}"}"#))
+            #expect(envelope.dedupKey.rawValue.hasPrefix("tiktok:sha256="), "\(event)")
+        }
+        // A trade-order event without an order id falls back to the body hash too.
+        let noOrder = try #require(parseEnvelope(#"{"event":"minis.trade_order.redeem.success","content":"{\"trade_order_id\":\"T1\"}"}"#))
+        #expect(noOrder.dedupKey.rawValue.hasPrefix("tiktok:sha256="))
+    }
+
     @Test func withoutOrderTheKeyIsTheBodyHash() throws {
         let envelope = try #require(parseEnvelope(Vectors.NoOrder.body))
         #expect(envelope.orderID == nil)
@@ -42,9 +65,11 @@ struct EnvelopeTests {
     }
 
     @Test func keyComponentsAreEncodedUnambiguously() throws {
-        let odd = try #require(parseEnvelope(#"{"event":"a:b","content":"{\"order_id\":\"c d/é\"}"}"#, source: "my source"))
-        #expect(odd.dedupKey.rawValue == "my%20source:a%3Ab:c%20d%2F%C3%A9")
-        let other = try #require(parseEnvelope(#"{"event":"a","content":"{\"order_id\":\"b:c d/é\"}"}"#, source: "my source"))
+        let odd = try #require(
+            parseEnvelope(#"{"event":"minis.trade_order.a:b","content":"{\"order_id\":\"c d/é\"}"}"#, source: "my source"))
+        #expect(odd.dedupKey.rawValue == "my%20source:minis.trade_order.a%3Ab:c%20d%2F%C3%A9")
+        let other = try #require(
+            parseEnvelope(#"{"event":"minis.trade_order.a","content":"{\"order_id\":\"b:c d/é\"}"}"#, source: "my source"))
         #expect(odd.dedupKey != other.dedupKey)
     }
 

@@ -56,12 +56,26 @@ struct TikTokShopVerifierTests {
     ])
     func rejectsMalformedHeaders(header: String) {
         #expect(throws: VerificationError.malformedHeader("Authorization", "")) { try verify(header) }
+        // The check made before the body is read refuses the same headers.
+        #expect(throws: VerificationError.malformedHeader("Authorization", "")) {
+            try TikTokShopVerifier.checkHeader(in: [("Authorization", header)])
+        }
     }
 
     @Test func missingHeader() {
         #expect(throws: VerificationError.missingHeader("Authorization")) {
             try verifier.verify(body: V.bodyBytes, headers: [])
         }
+        #expect(throws: VerificationError.missingHeader("Authorization")) { try TikTokShopVerifier.checkHeader(in: []) }
+    }
+
+    @Test func headerCheckLeavesTheSignatureToVerify() throws {
+        let wrong = String(repeating: "0", count: 64)
+        let shop = WebhookVerifier.tiktokShop(appKey: Secret(V.appKey), secrets: [Secret(V.appSecret)])
+        for header in [V.signature, wrong, " \(V.signature)\t"] {
+            try shop.checkHeader(headers: [("authorization", header)])
+        }
+        #expect(throws: VerificationError.noMatchingSignature) { try verify(wrong) }
     }
 
     @Test func webhookVerifierDispatchesByScheme() throws {

@@ -144,6 +144,26 @@ struct TikTokVerifierTests {
     ])
     func rejectsMalformedHeaders(header: String) {
         #expect(throws: VerificationError.malformedHeader("TikTok-Signature", "")) { try verify(header: header) }
+        // The check made before the body is read refuses the same headers.
+        #expect(throws: VerificationError.malformedHeader("TikTok-Signature", "")) {
+            try TikTokVerifier.checkHeader(in: [("TikTok-Signature", header)])
+        }
+    }
+
+    /// Before the body, only the header's presence and form are checked: a stale timestamp or a
+    /// wrong signature passes, to be refused by `verify` with the body.
+    @Test func headerCheckLeavesToleranceAndSignatureToVerify() throws {
+        let wrong = "t=\(V.timestamp),s=\(String(repeating: "0", count: 64))"
+        let stale = "t=1,s=\(V.signature)"
+        for header in [V.header, wrong, stale, " s=\(V.signature) , t=\(V.timestamp) "] {
+            try WebhookVerifier.tiktok(secrets: [Secret(V.secret)]).checkHeader(headers: [("tiktok-signature", header)])
+        }
+        #expect(throws: VerificationError.noMatchingSignature) { try verify(header: wrong) }
+        #expect(throws: VerificationError.timestampOutsideTolerance) { try verify(header: stale) }
+        #expect(throws: VerificationError.missingHeader("TikTok-Signature")) { try TikTokVerifier.checkHeader(in: []) }
+        #expect(throws: VerificationError.malformedHeader("TikTok-Signature", "")) {
+            try TikTokVerifier.checkHeader(in: [("TikTok-Signature", V.header), ("tiktok-signature", V.header)])
+        }
     }
 
     @Test func errorsNeverContainSecretsOrSignatures() {

@@ -134,6 +134,78 @@ struct ConfigurationTests {
         #expect(try parse(document).dedupRetention == .seconds(72 * 3_600))
     }
 
+    /// SPEC: durations have an upper bound of 3650d. `"999999999999d"` used to pass the parser and
+    /// crash `serve` with an overflow; now it is an error naming the key.
+    @Test(arguments: ["999999999999d", "3651d", "87625h", "315360000001s", "999999999999ms"])
+    func durationsAboveTheBoundAreErrors(text: String) {
+        var document = Self.document()
+        document["dedup"] = ["retention": text]
+        #expect(expectError(document) == "dedup.retention: \"\(text)\" is more than 3650d")
+
+        var consumerDocument = Self.document()
+        var consumer = (consumerDocument["consumers"] as! [[String: Any]])[0]
+        consumer["retry"] = ["maxDelay": text]
+        consumerDocument["consumers"] = [consumer]
+        #expect(expectError(consumerDocument) == "consumers[0].retry.maxDelay: \"\(text)\" is more than 3650d")
+    }
+
+    @Test func theBoundItselfIsAllowed() throws {
+        var document = Self.document()
+        document["dedup"] = ["retention": "3650d"]
+        document["events"] = ["retention": "3650d"]
+        let configuration = try parse(document)
+        #expect(configuration.dedupRetention == .seconds(315_360_000))
+        #expect(configuration.eventRetention == .seconds(315_360_000))
+    }
+
+    /// A captured request must never verify after its dedup key has expired.
+    @Test func toleranceMayNotExceedTheDedupRetention() throws {
+        var document = Self.document()
+        var sources = document["sources"] as! [[String: Any]]
+        sources[0]["tolerance"] = "73h"
+        document["sources"] = sources
+        document["dedup"] = ["retention": "72h"]
+        #expect(expectError(document) == "sources[0].tolerance: must not be more than dedup.retention")
+        sources[0]["tolerance"] = "72h"
+        document["sources"] = sources
+        #expect(try parse(document).sources[0].tolerance == .seconds(72 * 3_600))
+        // Under the default retention (7d) too.
+        document["dedup"] = nil
+        sources[0]["tolerance"] = "8d"
+        document["sources"] = sources
+        #expect(expectError(document) == "sources[0].tolerance: must not be more than dedup.retention")
+    }
+
+    @Test func eventRetentionDefaultsToSevenDays() throws {
+        #expect(try parse(Self.document()).eventRetention == .seconds(7 * 86_400))
+        var document = Self.document()
+        document["events"] = [String: Any]()
+        #expect(try parse(document).eventRetention == .seconds(7 * 86_400))
+    }
+
+    @Test(arguments: [("1h", Duration.seconds(3_600)), ("30d", .seconds(30 * 86_400)), ("90m", .seconds(5_400))])
+    func eventRetentionTakesADuration(text: String, expected: Duration) throws {
+        var document = Self.document()
+        document["events"] = ["retention": text]
+        #expect(try parse(document).eventRetention == expected)
+    }
+
+    @Test func eventRetentionErrorsNameTheKey() {
+        var document = Self.document()
+        document["events"] = ["retention": "59m"]
+        #expect(expectError(document) == "events.retention: must be at least 1h")
+        document["events"] = ["retention": "3599s"]
+        #expect(expectError(document) == "events.retention: must be at least 1h")
+        document["events"] = ["retention": "a week"]
+        #expect(expectError(document).hasPrefix(#"events.retention: "a week" is not a duration"#))
+        document["events"] = ["retention": "3651d"]
+        #expect(expectError(document) == #"events.retention: "3651d" is more than 3650d"#)
+        document["events"] = ["retension": "7d"]
+        #expect(expectError(document) == "events.retension: unknown key")
+        document["events"] = "7d"
+        #expect(expectError(document) == "events: expected an object, found a string")
+    }
+
     @Test func missingEnvironmentVariableNamesFieldAndVariable() {
         var environment = Self.environment
         environment["TIKTOK_SHOP_APP_SECRET"] = nil

@@ -42,11 +42,27 @@ struct EdgeConfigurationTests {
         (#"{"rateLimit": {"burst": 5}}"#, "limits.rateLimit.requestsPerSecond"),
         (#"{"rateLimit": {"requestsPerSecond": 5, "per": "1s"}}"#, "limits.rateLimit.per"),
         (#"{"maxConnection": 5}"#, "limits.maxConnection"),
+        (#"{"maxBufferedBodyBytes": 0}"#, "limits.maxBufferedBodyBytes: 0 is out of range"),
+        (#"{"maxBufferedBodyBytes": "64MiB"}"#, "limits.maxBufferedBodyBytes: expected a whole number"),
+        (#"{"maxBufferedBodyBytes": 1048576}"#, "limits.maxBufferedBodyBytes: must be at least twice maxBodyBytes (2097152)"),
     ])
     func limitErrorsNameTheField(limits: String, expected: String) throws {
         let value = try JSONSerialization.jsonObject(with: Data(limits.utf8))
         let message = base.expectError(with("limits", value))
         #expect(message.hasPrefix(expected), "\(message)")
+    }
+
+    @Test func bufferedBodyBytesDefaultsToThirtyTwoMiBOrTwiceTheBodyLimit() throws {
+        let defaults = try base.parse(ConfigurationTests.document())
+        #expect(defaults.limits.maxBufferedBodyBytes == nil)
+        #expect(defaults.bufferedBodyBytes == 32 << 20)
+        let bigBodies = try base.parse(with("maxBodyBytes", 200 << 20))
+        #expect(bigBodies.bufferedBodyBytes == 400 << 20)
+        let custom = try base.parse(with("limits", ["maxBufferedBodyBytes": 8 << 20]))
+        #expect(custom.bufferedBodyBytes == 8 << 20)
+        var small = with("limits", ["maxBufferedBodyBytes": 8_192])
+        small["maxBodyBytes"] = 4_096
+        #expect(try base.parse(small).bufferedBodyBytes == 8_192)
     }
 
     @Test func tlsFilesAreResolvedAgainstTheConfigFolder() throws {
@@ -115,7 +131,7 @@ struct EdgeConfigurationTests {
         let lines = findings.map(\.description)
         #expect(lines.contains("missing secret: sources[0].secrets[0]: environment variable TIKTOK_CLIENT_SECRET is not set"))
         #expect(lines.contains("weak secret: sources[1].secrets[0]: looks like a placeholder"))
-        #expect(lines.contains("weak secret: admin.token: written literally into the configuration file; use env: or file:"))
+        #expect(lines.contains("weak secret: admin.token: written literally into the configuration file; use env:, file: or credential:"))
         #expect(lines.contains("weak secret: admin.token: fewer than 6 distinct characters"))
         #expect(lines.contains("weak secret: consumers[1].signingSecret: the same value as consumers[0].signingSecret"))
         // The shop secret of the independent vector is 10 bytes: short.

@@ -148,11 +148,12 @@ enum Edge {
     }
 
     /// The configuration of the edge tests: one tiktok source, one consumer, `extra` top-level keys
-    /// (JSON text, each line ending in a comma).
+    /// (JSON text, each line ending in a comma). `secrets` and `adminToken` are secret references.
     static func writeConfig(
         in directory: URL,
         secrets: [String] = [Edge.secret],
         listen: String = #""host": "127.0.0.1", "port": 0"#,
+        adminToken: String = Edge.adminToken,
         admin: String = "",
         consumerURL: String = "http://127.0.0.1:9/",
         consumerExtra: String = "",
@@ -172,6 +173,19 @@ enum Edge {
         let path = directory.appendingPathComponent("config.json").path
         try config.write(toFile: path, atomically: true, encoding: .utf8)
         return path
+    }
+
+    /// The resident memory of process `pid` in MB (`VmRSS` in `/proc/<pid>/status`), or nil if it
+    /// cannot be read (the process has gone).
+    static func residentMegabytes(pid: Int32) -> Double? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            // "VmRSS:\t  123456 kB"
+            guard let kilobytes = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap({ Double($0) })
+            else { return nil }
+            return kilobytes / 1_024
+        }
+        return nil
     }
 
     /// Repeats `check` until it is true or `timeout` passes; for state that another process

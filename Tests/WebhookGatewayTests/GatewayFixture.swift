@@ -22,8 +22,9 @@ final class GatewayFixture: @unchecked Sendable {
     let metrics = TestMetrics()
     let unparsed: DeadLetterService
     let maxBodyBytes: Int
+    let bodyBudget: BodyBudget
 
-    init(maxBodyBytes: Int = 4_096) throws {
+    init(maxBodyBytes: Int = 4_096, bodyBudget: BodyBudget = BodyBudget()) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("wg-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let logger = Logger(label: "test")
@@ -38,6 +39,7 @@ final class GatewayFixture: @unchecked Sendable {
             logger: logger
         )
         self.maxBodyBytes = maxBodyBytes
+        self.bodyBudget = bodyBudget
     }
 
     deinit {
@@ -79,7 +81,8 @@ final class GatewayFixture: @unchecked Sendable {
             "/webhooks/shop": Ingestor.Source(
                 name: "shop", verifier: .tiktokShop(appKey: Secret(Self.appKey), secrets: [Secret(Self.appSecret)])),
         ]
-        return IngressResponder(sources: sources, ingestor: ingestor, maxBodyBytes: maxBodyBytes, metrics: gatewayMetrics)
+        return IngressResponder(
+            sources: sources, ingestor: ingestor, maxBodyBytes: maxBodyBytes, bodyBudget: bodyBudget, metrics: gatewayMetrics)
     }
 
     /// A signed `minis.trade_order.redeem.success` for `orderID`.

@@ -23,14 +23,16 @@ final class GatewayProcess: @unchecked Sendable {
     let ingressPort: Int
     let adminPort: Int
 
-    /// Starts the binary with `config` and waits (up to 60 s) until both listeners are bound.
-    init(config: String, directory: URL, name: String) throws {
+    /// Starts the binary with `config` and waits (up to 60 s) until both listeners are bound;
+    /// `environment` is added to the test's own.
+    init(config: String, directory: URL, name: String, environment extra: [String: String] = [:]) throws {
         let portsFile = directory.appendingPathComponent("\(name).ports")
         try? FileManager.default.removeItem(at: portsFile)
         process.executableURL = Self.binary
         process.arguments = ["serve", "--config", config]
         var environment = ProcessInfo.processInfo.environment
         environment["WEBHOOK_GATEWAY_PORTS_FILE"] = portsFile.path
+        environment.merge(extra) { $1 }
         process.environment = environment
         let log = directory.appendingPathComponent("\(name).log")
         FileManager.default.createFile(atPath: log.path, contents: nil)

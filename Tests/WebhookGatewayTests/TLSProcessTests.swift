@@ -92,7 +92,8 @@ extension BinaryTests {
             let tooLarge = try await Edge.run(
                 "curl",
                 [
-                    "-sk", "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", "-H", "TikTok-Signature: t=1,s=00",
+                    "-sk", "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", "-H",
+                    "TikTok-Signature: t=1,s=\(String(repeating: "0", count: 64))",
                     "--data-binary", "@\(big.path)", "https://127.0.0.1:\(gateway.ingressPort)/webhooks/tiktok",
                 ])
             #expect(tooLarge.stdout == "2 413", "\(tooLarge.stdout) \(tooLarge.stderr)")
@@ -117,7 +118,8 @@ extension BinaryTests {
             let trickled = try await Edge.run(
                 "curl",
                 [
-                    "-sk", "--http2", "--limit-rate", "1", "-H", "TikTok-Signature: t=1,s=00", "--data-binary", "@\(body.path)",
+                    "-sk", "--http2", "--limit-rate", "1", "-H", "TikTok-Signature: t=1,s=\(String(repeating: "0", count: 64))",
+                    "--data-binary", "@\(body.path)",
                     "\(base)/webhooks/tiktok",
                 ])
             let elapsed = ContinuousClock.now - started

@@ -1,5 +1,6 @@
 public import Foundation
 import GRDB
+import Synchronization
 import Verification
 
 /// The delivery queue: leasing, outcomes, dead letters waiting for their line, and replay.
@@ -49,7 +50,11 @@ extension SQLiteStore {
     /// still pending (leased or waiting for a retry); a delivery that became a dead letter no longer
     /// holds anything back.
     static func claim(_ request: ClaimRequest, db: Database) throws -> [ClaimedDelivery] {
+        // A probe of a paused consumer (ignoring the schedule) takes the delivery whose next attempt
+        // is earliest, so an event that the consumer keeps refusing moves back with each failure
+        // and cannot hold the others up; otherwise the due deliveries go in queue order.
         let schedule = request.ignoringSchedule ? "" : "AND d.next_attempt_at <= :now"
+        let order = request.ignoringSchedule ? "d.next_attempt_at, d.id" : "d.id"
         let rows = try Row.fetchAll(
             db.cachedStatement(
                 sql: """
@@ -60,7 +65,7 @@ extension SQLiteStore {
                       AND (d.order_id IS NULL OR NOT EXISTS (
                         SELECT 1 FROM deliveries p
                         WHERE p.consumer = d.consumer AND p.order_id = d.order_id AND p.state = 'pending' AND p.id < d.id))
-                    ORDER BY d.id LIMIT :limit
+                    ORDER BY \(order) LIMIT :limit
                     """
             ),
             arguments: ["consumer": request.consumer, "now": request.now, "limit": request.limit]
@@ -84,11 +89,13 @@ extension SQLiteStore {
         }
     }
 
-    static func finish(_ updates: [DeliveryUpdate], db: Database) throws {
+    static func finish(_ updates: [DeliveryUpdate], db: Database, depths: inout QueueDepths) throws {
         for update in updates {
             switch update {
             case .delivered(let id):
-                try db.cachedStatement(sql: "DELETE FROM deliveries WHERE id = ?").execute(arguments: [id])
+                let consumer = try String.fetchOne(
+                    db.cachedStatement(sql: "DELETE FROM deliveries WHERE id = ? RETURNING consumer"), arguments: [id])
+                if let consumer { depths.add(-1, consumer: consumer) }
             case .retry(let id, let attempts, let nextAttemptAt):
                 try db.cachedStatement(
                     sql: """
@@ -173,9 +180,12 @@ extension SQLiteStore {
             let insertDelivery = try db.cachedStatement(
                 sql: """
                     INSERT INTO deliveries (event_id, consumer, order_id, state, attempts, next_attempt_at, created_at, replay_of)
-                    SELECT id, ?, order_id, 'pending', 0, ?, ?, ? FROM events WHERE id = ?
+                    SELECT id, ?, CASE WHEN order_id IS NULL THEN NULL ELSE source || char(31) || order_id END,
+                      'pending', 0, ?, ?, ? FROM events WHERE id = ?
                     """
             )
+            // A replayed event is unfinished again: retention counts from its new end.
+            let unfinish = try db.cachedStatement(sql: "UPDATE events SET finished_at = NULL WHERE id = ?")
             let markReplayed = try db.cachedStatement(
                 sql: """
                     INSERT INTO replays (dead_letter_id, consumer, replayed_at) VALUES (?, ?, ?)
@@ -201,12 +211,15 @@ extension SQLiteStore {
                 try insertDelivery.execute(arguments: [
                     consumer, nowMilliseconds, nowMilliseconds, deadLetter.id, deadLetter.eventID,
                 ])
+                try unfinish.execute(arguments: [deadLetter.eventID])
                 try markReplayed.execute(arguments: [deadLetter.id, consumer, nowMilliseconds])
             }
             return result
         }
         if dryRun { return try await read(work) }
-        return try await write("replaying dead letters", work)
+        let result = try await write("replaying dead letters", work)
+        state.withLock { $0.depths.add(result.replayed.count, consumer: consumer) }
+        return result
     }
 
     public func replayTimes(consumer: String) async throws(StoreError) -> [String: Date] {

@@ -48,6 +48,15 @@ extension SQLiteStore {
     /// How many group-commit transactions have committed since the store was opened.
     public var commitCount: Int { state.withLock { $0.commitCount } }
 
+    /// Holds group commit: requests queue up until ``releaseCommits()``, for tests that need
+    /// several requests in one batch.
+    package func holdCommits() { commitQueue.suspend() }
+
+    package func releaseCommits() { commitQueue.resume() }
+
+    /// Requests waiting for a transaction, for tests.
+    package var pendingCount: Int { state.withLock { $0.pending.count } }
+
     func submit(_ work: Work) async throws(StoreError) -> WorkResult {
         let result = await withCheckedContinuation { continuation in
             let startLoop = state.withLock { state in
@@ -84,39 +93,28 @@ extension SQLiteStore {
     }
 
     private func commit(_ batch: [Work]) -> [Result<WorkResult, StoreError>] {
-        let nowMilliseconds = now().milliseconds
-        let retentionMilliseconds = configuration.dedupRetention.milliseconds
+        let context = BatchContext(now: now().milliseconds, retention: configuration.dedupRetention.milliseconds)
         do {
             let database = try currentDatabase()
-            let results: [WorkResult]
+            let done: BatchResult
             do {
-                results = try database.pool.write { db in
-                    try batch.map { work in
-                        switch work {
-                        case .probe:
-                            try db.cachedStatement(sql: "UPDATE health SET checked_at = ? WHERE id = 1")
-                                .execute(arguments: [nowMilliseconds])
-                            return .probed
-                        case .accept(let event):
-                            return .accepted(
-                                try Self.insert(event, db: db, now: nowMilliseconds, retention: retentionMilliseconds)
-                            )
-                        case .claim(let request):
-                            return .claimed(try Self.claim(request, db: db))
-                        case .finish(let updates):
-                            try Self.finish(updates, db: db)
-                            return .finished
-                        }
-                    }
-                }
+                done = try database.pool.write { db in try Self.run(batch, db: db, context: context, isolated: false) }
             } catch {
-                throw StoreError.unavailable("write transaction failed", underlying: SendableError(error))
+                // One bad request (a value SQLite refuses, say) fails the whole transaction. Run the
+                // batch again with each item in its own savepoint, so that it fails only itself;
+                // if the store itself is failing, this fails too and the batch gets 503.
+                do {
+                    done = try database.pool.write { db in try Self.run(batch, db: db, context: context, isolated: true) }
+                } catch {
+                    throw StoreError.unavailable("write transaction failed", underlying: SendableError(error))
+                }
             }
             state.withLock {
                 $0.lastWriteSucceeded = true
                 $0.commitCount += 1
+                $0.depths.apply(done.depthChanges)
             }
-            return results.map { .success($0) }
+            return done.results
         } catch {
             let wasSucceeding = state.withLock { state in
                 defer { state.lastWriteSucceeded = false }
@@ -126,6 +124,64 @@ extension SQLiteStore {
                 logger.error("store write failed; answering 503 until it recovers", metadata: ["error": "\(error)"])
             }
             return batch.map { _ in .failure(error as? StoreError ?? .unavailable) }
+        }
+    }
+
+    struct BatchContext {
+        var now: Int64
+        var retention: Int64
+    }
+
+    /// The answers of one batch, and how its committed work changes the queue depths.
+    struct BatchResult {
+        var results: [Result<WorkResult, StoreError>] = []
+        var depthChanges = QueueDepths()
+    }
+
+    /// Runs the batch inside the write transaction. With `isolated`, each item runs in its own
+    /// savepoint and an item that throws is rolled back and answered with its error alone.
+    private static func run(_ batch: [Work], db: Database, context: BatchContext, isolated: Bool) throws -> BatchResult {
+        var done = BatchResult()
+        done.results.reserveCapacity(batch.count)
+        for work in batch {
+            var changes = QueueDepths()
+            if isolated {
+                do {
+                    var result: WorkResult?
+                    try db.inSavepoint {
+                        result = try perform(work, db: db, context: context, depths: &changes)
+                        return .commit
+                    }
+                    done.results.append(.success(result!))
+                    done.depthChanges.apply(changes)
+                } catch {
+                    done.results.append(
+                        .failure(.unavailable("this request could not be stored", underlying: SendableError(error))))
+                }
+            } else {
+                done.results.append(.success(try perform(work, db: db, context: context, depths: &changes)))
+                done.depthChanges.apply(changes)
+            }
+        }
+        return done
+    }
+
+    private static func perform(_ work: Work, db: Database, context: BatchContext, depths: inout QueueDepths) throws -> WorkResult {
+        switch work {
+        case .probe:
+            try db.cachedStatement(sql: "UPDATE health SET checked_at = ? WHERE id = 1").execute(arguments: [context.now])
+            return .probed
+        case .accept(let event):
+            let outcome = try insert(event, db: db, now: context.now, retention: context.retention)
+            if case .accepted = outcome {
+                for consumer in event.consumers { depths.add(1, consumer: consumer) }
+            }
+            return .accepted(outcome)
+        case .claim(let request):
+            return .claimed(try claim(request, db: db))
+        case .finish(let updates):
+            try finish(updates, db: db, depths: &depths)
+            return .finished
         }
     }
 
@@ -175,6 +231,7 @@ extension SQLiteStore {
         insertEvent.bind(headersJSON(event.headers))
         insertEvent.bind(event.body)
         _ = try insertEvent.run()
+        let lane = event.orderID.map { OrderLane.key(source: event.source, orderID: $0) }
         if let reason = event.deadLetterReason {
             let deadLetterStatement = try db.cachedStatement(
                 sql: """
@@ -186,7 +243,7 @@ extension SQLiteStore {
             for consumer in event.consumers {
                 let deadLetterID = EventID.make(milliseconds: receivedAt, prefix: "dl_")
                 try deadLetterStatement.execute(arguments: [
-                    event.id, consumer, event.orderID, receivedAt, receivedAt, deadLetterID, reason, receivedAt,
+                    event.id, consumer, lane, receivedAt, receivedAt, deadLetterID, reason, receivedAt,
                 ])
             }
             return .accepted(eventID: event.id)
@@ -201,7 +258,7 @@ extension SQLiteStore {
             var delivery = BoundStatement(deliveryStatement, in: db)
             delivery.bind(event.id)
             delivery.bind(consumer)
-            delivery.bind(event.orderID)
+            delivery.bind(lane)
             delivery.bind(receivedAt)
             delivery.bind(receivedAt)
             _ = try delivery.run()

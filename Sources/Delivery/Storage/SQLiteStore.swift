@@ -15,7 +15,7 @@ public import Verification
 /// fails (503) and the next one opens the file at the configured path anew, creating an empty
 /// database if there is none (the dedup history that was in the lost file is gone with it; the
 /// gateway logs this as critical).
-public final class SQLiteStore: EventStore, DedupStore, DeliveryQueue, Sendable {
+public final class SQLiteStore: EventStore, DedupStore, DeliveryQueue, RetainingStore, Sendable {
     public struct Configuration: Sendable {
         /// The database file. Its folder is created if missing.
         public var path: String
@@ -46,12 +46,18 @@ public final class SQLiteStore: EventStore, DedupStore, DeliveryQueue, Sendable 
         var lastWriteSucceeded = true
         /// Write transactions committed by group commit, for tests and metrics.
         var commitCount = 0
+        /// Unfinished deliveries per consumer: counted when the database is opened, then kept.
+        var depths = QueueDepths()
+        /// Reads of the database, for tests.
+        var readCount = 0
     }
 
     struct OpenDatabase: @unchecked Sendable {
         // DatabasePool is thread-safe; it is shared between the commit queue and readers.
         let pool: DatabasePool
         let identity: FileIdentity
+        /// The queue depths found when the database was opened.
+        let depths: QueueDepths
     }
 
     /// Opens (creating if needed) the database at `configuration.path` and migrates it.
@@ -67,7 +73,10 @@ public final class SQLiteStore: EventStore, DedupStore, DeliveryQueue, Sendable 
         self.now = now
         self.state = Mutex(State())
         let database = try Self.open(path: configuration.path)
-        state.withLock { $0.database = database }
+        state.withLock {
+            $0.database = database
+            $0.depths = database.depths
+        }
     }
 
     static func open(path: String) throws(StoreError) -> OpenDatabase {
@@ -87,7 +96,16 @@ public final class SQLiteStore: EventStore, DedupStore, DeliveryQueue, Sendable 
             guard let identity = FileIdentity(path: path) else {
                 throw StoreError.unavailable("database file vanished while opening")
             }
-            return OpenDatabase(pool: pool, identity: identity)
+            let depths = try pool.read { db in
+                var depths = QueueDepths()
+                let rows = try Row.fetchCursor(
+                    db,
+                    sql: "SELECT consumer, COUNT(*) FROM deliveries WHERE state IN ('pending', 'dying') GROUP BY consumer"
+                )
+                while let row = try rows.next() { depths.add(row[1], consumer: row[0]) }
+                return depths
+            }
+            return OpenDatabase(pool: pool, identity: identity, depths: depths)
         } catch let error as StoreError {
             throw error
         } catch {
@@ -110,13 +128,17 @@ public final class SQLiteStore: EventStore, DedupStore, DeliveryQueue, Sendable 
             return database
         }
         let reopened = try Self.open(path: configuration.path)
-        state.withLock { $0.database = reopened }
+        state.withLock {
+            $0.database = reopened
+            $0.depths = reopened.depths
+        }
         logger.warning("database reopened", metadata: ["path": "\(configuration.path)"])
         return reopened
     }
 
     func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
         let database = try currentDatabase()
+        state.withLock { $0.readCount += 1 }
         do {
             return try await database.pool.read(body)
         } catch {
@@ -176,24 +198,27 @@ public final class SQLiteStore: EventStore, DedupStore, DeliveryQueue, Sendable 
 
     // MARK: DeliveryQueue
 
+    /// The unfinished deliveries of `consumer`, from the counts the store keeps (no query).
     public func depth(consumer: String) async throws(StoreError) -> Int {
-        try await read { db in
-            try Int.fetchOne(
-                db,
-                sql: "SELECT COUNT(*) FROM deliveries WHERE consumer = ? AND state IN ('pending', 'dying')",
-                arguments: [consumer]
-            ) ?? 0
-        }
+        state.withLock { $0.depths[consumer] }
     }
+
+    /// How many reads the store made of its database, for tests.
+    package var readCount: Int { state.withLock { $0.readCount } }
 
     public func markDeadLettered(deliveryIDs: [Int64]) async throws(StoreError) {
         guard !deliveryIDs.isEmpty else { return }
         let database = try currentDatabase()
         do {
-            try await database.pool.write { db in
-                let statement = try db.cachedStatement(sql: "DELETE FROM deliveries WHERE id = ?")
-                for id in deliveryIDs { try statement.execute(arguments: [id]) }
+            let changes = try await database.pool.write { db in
+                var changes = QueueDepths()
+                let statement = try db.cachedStatement(sql: "DELETE FROM deliveries WHERE id = ? RETURNING consumer")
+                for id in deliveryIDs {
+                    if let consumer = try String.fetchOne(statement, arguments: [id]) { changes.add(-1, consumer: consumer) }
+                }
+                return changes
             }
+            state.withLock { $0.depths.apply(changes) }
         } catch {
             throw .unavailable("marking dead letters failed", underlying: SendableError(error))
         }
@@ -287,6 +312,23 @@ public final class SQLiteStore: EventStore, DedupStore, DeliveryQueue, Sendable 
                       consumer TEXT NOT NULL,
                       replayed_at INTEGER NOT NULL
                     );
+                    """
+            )
+        }
+        // Retention and order lanes: an event gets `finished_at` once none of its deliveries is
+        // unfinished (set by the pruning service, not on the delivery path), and is pruned
+        // `events.retention` later. A delivery's `order_id` column holds its order lane
+        // (`OrderLane.key`: source and order id), so that two sources' orders never wait for
+        // each other.
+        migrator.registerMigration("v3") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE events ADD COLUMN finished_at INTEGER;
+                    CREATE INDEX events_unfinished ON events(received_at) WHERE finished_at IS NULL;
+                    CREATE INDEX events_finished ON events(finished_at) WHERE finished_at IS NOT NULL;
+                    UPDATE deliveries SET order_id =
+                      (SELECT e.source FROM events e WHERE e.id = deliveries.event_id) || char(31) || order_id
+                      WHERE order_id IS NOT NULL;
                     """
             )
         }

@@ -3,8 +3,8 @@ import Foundation
 import Verification
 
 /// How the developer tools find the secret to sign with: a source of a configuration file, or a
-/// scheme and secrets given on the command line (as `env:NAME`, `file:PATH` or, for throwaway
-/// test secrets only, a literal).
+/// scheme and secrets given on the command line (as `env:NAME`, `file:PATH`, `credential:NAME` or,
+/// for throwaway test secrets only, a literal).
 struct SigningOptions: ParsableArguments {
     @Option(name: .long, help: "A gateway configuration; sign as its source --source does.")
     var config: String?
@@ -18,14 +18,16 @@ struct SigningOptions: ParsableArguments {
     @Option(
         name: .long,
         help: """
-            The signing secret: env:NAME, file:PATH or a literal (without --config; default \
+            The signing secret: env:NAME, file:PATH, credential:NAME or a literal (without --config; default \
             env:TIKTOK_CLIENT_SECRET, or env:TIKTOK_SHOP_APP_SECRET for tiktok-shop).
             """)
     var secret: String?
 
     @Option(
         name: .long,
-        help: "The TikTok Shop app key: env:NAME, file:PATH or a literal (tiktok-shop without --config; default env:TIKTOK_SHOP_APP_KEY).")
+        help:
+            "The TikTok Shop app key: env:NAME, file:PATH, credential:NAME or a literal (tiktok-shop without --config; default env:TIKTOK_SHOP_APP_KEY)."
+    )
     var appKey: String?
 
     /// What to sign with, and where the configured source listens.
@@ -77,18 +79,14 @@ struct SigningOptions: ParsableArguments {
         return Signing(scheme: scheme, secret: secret, appKey: appKey, url: nil)
     }
 
-    /// Resolves a secret reference as the configuration does; errors name the option, never the value.
-    private static func secret(_ reference: String, option: String, environment: [String: String]) throws -> Secret {
-        let reader = ConfigurationReader(
-            value: .string(reference),
-            path: option,
-            baseDirectory: URL(fileURLWithPath: FileManager.default.currentDirectoryPath),
-            environment: environment
-        )
+    /// Resolves a secret reference as the configuration does (``SecretReference``, relative paths
+    /// against the working folder); errors name the option, never the value.
+    private static func secret(_ text: String, option: String, environment: [String: String]) throws -> Secret {
         do {
-            return try reader.secret()
+            return try SecretReference(parsing: text).resolve(
+                baseDirectory: URL(fileURLWithPath: FileManager.default.currentDirectoryPath), environment: environment)
         } catch {
-            throw ValidationError("\(error)")
+            throw ValidationError("\(option): \(error)")
         }
     }
 }

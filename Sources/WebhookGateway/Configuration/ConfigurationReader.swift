@@ -8,6 +8,8 @@ struct ConfigurationReader {
     /// The folder that relative paths are resolved against: the config file's.
     let baseDirectory: URL
     let environment: [String: String]
+    /// Where the secret fields met so far are noted; shared by a reader and its children.
+    var secretFields = SecretFieldLog()
 
     func fail(_ problem: String) -> ConfigurationError {
         ConfigurationError(path: path, problem: problem)
@@ -16,7 +18,8 @@ struct ConfigurationReader {
     func child(_ value: JSONValue, _ component: String) -> ConfigurationReader {
         let childPath =
             if component.hasPrefix("[") { path + component } else if path.isEmpty { component } else { path + "." + component }
-        return ConfigurationReader(value: value, path: childPath, baseDirectory: baseDirectory, environment: environment)
+        return ConfigurationReader(
+            value: value, path: childPath, baseDirectory: baseDirectory, environment: environment, secretFields: secretFields)
     }
 
     func object() throws(ConfigurationError) -> ObjectReader {
@@ -48,13 +51,19 @@ struct ConfigurationReader {
         return int
     }
 
+    /// A duration of at most ``maximumDuration`` (a larger one is a mistake, and would overflow
+    /// the clocks and dates it is added to).
     func duration() throws(ConfigurationError) -> Duration {
         let text = try string()
         guard let duration = Duration(configurationText: text) else {
             throw fail("\(Self.quoted(text)) is not a duration (use a whole number and a unit: 250ms, 5s, 10m, 72h, 7d)")
         }
+        guard duration <= Self.maximumDuration else { throw fail("\(Self.quoted(text)) is more than 3650d") }
         return duration
     }
+
+    /// The longest duration any key takes: `3650d`, about ten years.
+    static let maximumDuration: Duration = .seconds(3_650 * 86_400)
 
     /// A path, relative to the config file's folder unless absolute.
     func filePath() throws(ConfigurationError) -> String {
@@ -63,35 +72,34 @@ struct ConfigurationReader {
         return baseDirectory.appendingPathComponent(text).standardizedFileURL.path
     }
 
-    /// A secret: `env:NAME`, `file:PATH` (trailing newline trimmed) or a literal.
+    /// A secret: `env:NAME`, `file:PATH`, `credential:NAME` or a literal (see ``SecretReference``),
+    /// resolved now. The field and its reference are noted in ``secretFields``.
     func secret() throws(ConfigurationError) -> Secret {
         let text = try string()
-        let secret: String
-        if text.hasPrefix("env:") {
-            let name = String(text.dropFirst(4))
-            guard !name.isEmpty else { throw fail("\"env:\" needs a variable name") }
-            guard let value = environment[name] else { throw fail("environment variable \(name) is not set") }
-            secret = value
-        } else if text.hasPrefix("file:") {
-            let file = String(text.dropFirst(5))
-            guard !file.isEmpty else { throw fail("\"file:\" needs a path") }
-            let url = file.hasPrefix("/") ? URL(fileURLWithPath: file) : baseDirectory.appendingPathComponent(file)
-            guard let data = FileManager.default.contents(atPath: url.path) else {
-                throw fail("cannot read secret file \(url.path)")
-            }
-            var value = String(decoding: data, as: UTF8.self)
-            if value.hasSuffix("\r\n") { value.removeLast(2) } else if value.hasSuffix("\n") { value.removeLast() }
-            secret = value
-        } else {
-            secret = text
+        do {
+            let reference = try SecretReference(parsing: text)
+            let secret = try reference.resolve(baseDirectory: baseDirectory, environment: environment)
+            secretFields.note(path: path, reference: reference)
+            return secret
+        } catch {
+            throw fail("\(error)")
         }
-        guard !secret.isEmpty else { throw fail("the secret is empty") }
-        return Secret(secret)
     }
 
     static func quoted(_ text: String) -> String {
         let shown = text.count > 40 ? String(text.prefix(40)) + "…" : text
         return "\"\(shown)\""
+    }
+}
+
+/// The secret fields a configuration read, by path, with the form of their reference (for the
+/// reload's note of which values are fixed until a restart). A reference type so that the
+/// readers, which are values, share one log.
+final class SecretFieldLog {
+    private(set) var fields: [GatewayConfiguration.SecretField] = []
+
+    func note(path: String, reference: SecretReference) {
+        fields.append(GatewayConfiguration.SecretField(path: path, reference: reference))
     }
 }
 

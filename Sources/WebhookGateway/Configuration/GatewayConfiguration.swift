@@ -93,6 +93,9 @@ struct GatewayConfiguration: Sendable {
     struct Limits: Sendable, Equatable {
         var connections = ConnectionLimits()
         var rateLimit: RateLimit?
+        /// The bytes of request bodies held in memory at once, across all requests (`nil`: the
+        /// default, ``GatewayConfiguration/bufferedBodyBytes``).
+        var maxBufferedBodyBytes: Int?
     }
 
     var listen = Listener()
@@ -102,11 +105,29 @@ struct GatewayConfiguration: Sendable {
     var storage: Storage
     var deadLetterDirectory: String
     var dedupRetention: Duration = .seconds(7 * 86_400)
+    /// How long a stored event is kept after all of its deliveries have finished (`events.retention`).
+    var eventRetention: Duration = .seconds(7 * 86_400)
     var sources: [Source]
     var consumers: [Consumer]
+    /// Every secret field that was read, with the form of its reference (never its value).
+    var secretFields: [SecretField] = []
+
+    /// A secret field of the configuration and where its value comes from.
+    struct SecretField: Sendable, Hashable {
+        var path: String
+        var reference: SecretReference
+    }
+
+    /// The size of the body budget (``BodyBudget``): `limits.maxBufferedBodyBytes`, or by default
+    /// 32 MiB, raised to twice `maxBodyBytes` when that is more.
+    var bufferedBodyBytes: Int {
+        limits.maxBufferedBodyBytes ?? max(BodyBudget.defaultLimit, 2 * maxBodyBytes)
+    }
 
     /// TikTok retries for 72 hours; a shorter retention would let a late retry through as new.
     static let minimumDedupRetention: Duration = .seconds(72 * 3_600)
+    /// Below an hour, an operator could not look at an event that just failed.
+    static let minimumEventRetention: Duration = .seconds(3_600)
     /// The pseudo-consumer under which verified bodies that are not envelopes are dead-lettered.
     static let unparsedConsumer = DeadLetterService.unparsedConsumer
 }
@@ -169,6 +190,7 @@ extension GatewayConfiguration {
             try fields.finish()
             return retention
         }
+        let eventRetention = try object.optional("events", parseEvents)
         let sources = try object.required("sources") { reader throws(ConfigurationError) in
             let items = try reader.list()
             guard !items.isEmpty else { throw reader.fail("at least one source is needed") }
@@ -191,6 +213,8 @@ extension GatewayConfiguration {
         if let maxBodyBytes { configuration.maxBodyBytes = maxBodyBytes }
         if let limits { configuration.limits = limits }
         if let retention = retention ?? nil { configuration.dedupRetention = retention }
+        if let eventRetention = eventRetention ?? nil { configuration.eventRetention = eventRetention }
+        configuration.secretFields = root.secretFields.fields
         try configuration.validateReferences()
         return configuration
     }
@@ -205,6 +229,10 @@ extension GatewayConfiguration {
             guard paths.insert(source.path).inserted else {
                 throw ConfigurationError(path: "sources[\(index)].path", problem: "duplicate path \"\(source.path)\"")
             }
+            // A captured request must never verify after its dedup key has expired.
+            guard source.tolerance <= dedupRetention else {
+                throw ConfigurationError(path: "sources[\(index)].tolerance", problem: "must not be more than dedup.retention")
+            }
         }
         var consumerNames = Set<String>()
         for (index, consumer) in consumers.enumerated() {
@@ -214,6 +242,11 @@ extension GatewayConfiguration {
             for (sourceIndex, source) in (consumer.sources ?? []).enumerated() where !names.contains(source) {
                 throw ConfigurationError(path: "consumers[\(index)].sources[\(sourceIndex)]", problem: "no source is named \"\(source)\"")
             }
+        }
+        if let budget = limits.maxBufferedBodyBytes, budget < 2 * maxBodyBytes {
+            // One body of the largest size must fit beside the share kept for small bodies.
+            throw ConfigurationError(
+                path: "limits.maxBufferedBodyBytes", problem: "must be at least twice maxBodyBytes (\(2 * maxBodyBytes))")
         }
         if listen.port != 0 && listen.port == admin.port && listen.host == admin.host {
             throw ConfigurationError(path: "admin.port", problem: "must differ from listen.port")
@@ -247,6 +280,7 @@ extension GatewayConfiguration {
         if let count = try object.optional("maxConnections", { try $0.integer(in: 1...1_000_000) }) {
             limits.connections.maxConnections = count
         }
+        limits.maxBufferedBodyBytes = try object.optional("maxBufferedBodyBytes") { try $0.integer(in: 2...(1 << 40)) }
         limits.rateLimit = try object.optional("rateLimit") { reader throws(ConfigurationError) in
             var fields = try reader.object()
             let rate = try fields.required("requestsPerSecond") { try $0.integer(in: 1...1_000_000) }
@@ -297,6 +331,18 @@ extension GatewayConfiguration {
             ?? reader.baseDirectory.appendingPathComponent("data/gateway.sqlite").standardizedFileURL.path
         try object.finish()
         return Storage(path: path)
+    }
+
+    /// The `events` object: `retention` (at least 1h) for now.
+    private static func parseEvents(_ reader: ConfigurationReader) throws(ConfigurationError) -> Duration? {
+        var fields = try reader.object()
+        let retention = try fields.optional("retention") { reader throws(ConfigurationError) in
+            let retention = try reader.duration()
+            guard retention >= minimumEventRetention else { throw reader.fail("must be at least 1h") }
+            return retention
+        }
+        try fields.finish()
+        return retention
     }
 
     private static func parseSource(_ reader: ConfigurationReader) throws(ConfigurationError) -> Source {

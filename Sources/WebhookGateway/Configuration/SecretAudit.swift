@@ -5,7 +5,8 @@ import Verification
 /// obviously weak. A finding names the field and the reference (`env:NAME`, `file:PATH`), never
 /// the secret's value.
 ///
-/// Missing: an `env:` variable that is not set or empty, a `file:` that cannot be read.
+/// Missing: an `env:` variable that is not set or empty, a `file:` or `credential:` that cannot be
+/// read or is empty (resolved by ``SecretReference``, as the configuration does).
 /// Weak: a literal secret written into the configuration file, a secret file that other users
 /// can read, a value shorter than 16 bytes or with fewer than 6 distinct characters, a value that
 /// looks like a placeholder (`changeme`, `password`, `example`, …), and one value used for two
@@ -90,27 +91,35 @@ struct SecretAudit {
         case value([UInt8], origin: String?)
     }
 
-    private static func resolve(_ reference: String, baseDirectory: URL, environment: [String: String]) -> Resolved {
-        if reference.hasPrefix("env:") {
-            let name = String(reference.dropFirst(4))
-            guard let value = environment[name], !value.isEmpty else { return .missing("environment variable \(name) is not set") }
-            return .value(Array(value.utf8), origin: nil)
+    /// Resolves as the configuration does (``SecretReference``), adding where the value came from
+    /// when that is a weakness: a literal, or a file that every user can read.
+    private static func resolve(_ text: String, baseDirectory: URL, environment: [String: String]) -> Resolved {
+        let secret: Secret
+        let path: String?
+        let reference: SecretReference
+        do {
+            reference = try SecretReference(parsing: text)
+            secret = try reference.resolve(baseDirectory: baseDirectory, environment: environment)
+            path = try reference.filePath(baseDirectory: baseDirectory, environment: environment)
+        } catch {
+            return .missing("\(error)")
         }
-        if reference.hasPrefix("file:") {
-            let file = String(reference.dropFirst(5))
-            let url = file.hasPrefix("/") ? URL(fileURLWithPath: file) : baseDirectory.appendingPathComponent(file)
-            guard var data = FileManager.default.contents(atPath: url.path) else { return .missing("cannot read secret file \(url.path)") }
-            if data.last == UInt8(ascii: "\n") { data.removeLast() }
-            if data.last == UInt8(ascii: "\r") { data.removeLast() }
-            guard !data.isEmpty else { return .missing("secret file \(url.path) is empty") }
-            var origin: String?
-            if let mode = (try? FileManager.default.attributesOfItem(atPath: url.path))?[.posixPermissions] as? Int, mode & 0o004 != 0 {
-                origin = "secret file \(url.path) is readable by every user (chmod 600 or 640)"
-            }
-            return .value(Array(data), origin: origin)
+        if reference.form == .literal {
+            return .value(secret.bytes, origin: "written literally into the configuration file; use env:, file: or credential:")
         }
-        guard !reference.isEmpty else { return .missing("the secret is empty") }
-        return .value(Array(reference.utf8), origin: "written literally into the configuration file; use env: or file:")
+        var origin: String?
+        if let path, isReadableByEveryone(path) {
+            origin = "secret file \(path) is readable by every user (chmod 600 or 640)"
+        }
+        return .value(secret.bytes, origin: origin)
+    }
+
+    /// Whether the file's own mode (not a link's: a mounted Kubernetes Secret is links into
+    /// `..data/`) lets every user read it.
+    private static func isReadableByEveryone(_ path: String) -> Bool {
+        let target = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        guard let mode = (try? FileManager.default.attributesOfItem(atPath: target))?[.posixPermissions] as? Int else { return false }
+        return mode & 0o004 != 0
     }
 
     /// A Standard Webhooks secret's key bytes (after `whsec_`, base64-decoded), when it is one.

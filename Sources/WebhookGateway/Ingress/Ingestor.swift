@@ -31,6 +31,20 @@ struct Ingestor: Sendable {
     /// body that is not an envelope, the dead-letter writer) have work.
     let onStored: @Sendable (IncomingEvent) -> Void
 
+    /// Checks the source's signature header for presence and form, before the body is read: a
+    /// refusal is counted and logged as any other (`unauthorized`); `nil` means go on.
+    func checkHeader(source: Source, headers: [(String, String)], logger: Logger) -> Outcome? {
+        do {
+            try source.verifier.checkHeader(headers: headers)
+            return nil
+        } catch {
+            metrics.request(source: source.name, outcome: .unauthorized)
+            logger.notice(
+                "signature rejected before the body", metadata: ["source": "\(source.name)", "reason": "\(error.detail)"])
+            return .unauthorized(error)
+        }
+    }
+
     func ingest(
         source: Source,
         headers: [(String, String)],

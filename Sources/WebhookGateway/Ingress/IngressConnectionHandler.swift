@@ -8,9 +8,10 @@ import NIOHTTPTypes
 ///
 /// - Headers larger than the HTTP decoder allows get 431 and the connection is closed, instead of
 ///   the generic 400.
-/// - A response that says `Connection: close` (the 413 for an oversized body does) closes the
-///   connection once written. Otherwise the server would read, and throw away, the rest of an
-///   oversized upload, however large, before the connection could be used again. On an HTTP/2
+/// - A response that says `Connection: close` (the 413 for an oversized body does, and so does a
+///   401 or 503 given before a large or undeclared body was read) closes the connection once
+///   written. Otherwise the server would read, and throw away, the rest of an oversized or unread
+///   upload, however large, before the connection could be used again. On an HTTP/2
 ///   stream the header is dropped (HTTP/2 forbids it) and the stream is reset instead, which
 ///   stops the upload without touching the connection's other streams.
 ///

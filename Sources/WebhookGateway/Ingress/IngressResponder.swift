@@ -9,9 +9,14 @@ import Verification
 /// Answers the ingress port: `POST <source.path>` for each source, `GET /healthz`, and 404/405
 /// for everything else, as SPEC.md's Ingress table says.
 ///
+/// Before a body is read, the source's signature header is checked for presence and form: a
+/// request that fails gets its 401 with the body unread. The timestamp's tolerance and the
+/// signature itself are checked after the body, by the ``Ingestor``.
+///
 /// The body is read chunk by chunk and cut off as soon as it passes `maxBodyBytes` (a declared
 /// `Content-Length` over the limit is refused before reading anything); the 413 closes the
-/// connection, so an oversized upload is neither buffered nor read to its end.
+/// connection, so an oversized upload is neither buffered nor read to its end. Bodies held at once,
+/// across all requests, are bounded by a ``BodyBudget``: past it a request gets 503.
 ///
 /// With a rate limit configured, a client address past its rate gets 429 with `Retry-After`
 /// before its body is read (`/healthz` is not limited).
@@ -22,6 +27,8 @@ struct IngressResponder: HTTPResponder {
     let sources: Reloadable<[String: Ingestor.Source]>
     let ingestor: Ingestor
     let maxBodyBytes: Int
+    /// The bytes of request bodies held at once, across all requests.
+    let bodyBudget: BodyBudget
     let metrics: GatewayMetrics
     var rateLimiter: RateLimiter?
 
@@ -29,20 +36,34 @@ struct IngressResponder: HTTPResponder {
         sources: Reloadable<[String: Ingestor.Source]>,
         ingestor: Ingestor,
         maxBodyBytes: Int,
+        bodyBudget: BodyBudget = BodyBudget(),
         metrics: GatewayMetrics,
         rateLimiter: RateLimiter? = nil
     ) {
         self.sources = sources
         self.ingestor = ingestor
         self.maxBodyBytes = maxBodyBytes
+        self.bodyBudget = bodyBudget
         self.metrics = metrics
         self.rateLimiter = rateLimiter
     }
 
     init(
-        sources: [String: Ingestor.Source], ingestor: Ingestor, maxBodyBytes: Int, metrics: GatewayMetrics, rateLimiter: RateLimiter? = nil
+        sources: [String: Ingestor.Source],
+        ingestor: Ingestor,
+        maxBodyBytes: Int,
+        bodyBudget: BodyBudget = BodyBudget(),
+        metrics: GatewayMetrics,
+        rateLimiter: RateLimiter? = nil
     ) {
-        self.init(sources: Reloadable(sources), ingestor: ingestor, maxBodyBytes: maxBodyBytes, metrics: metrics, rateLimiter: rateLimiter)
+        self.init(
+            sources: Reloadable(sources),
+            ingestor: ingestor,
+            maxBodyBytes: maxBodyBytes,
+            bodyBudget: bodyBudget,
+            metrics: metrics,
+            rateLimiter: rateLimiter
+        )
     }
 
     func respond(to request: Request, context: Context) async throws -> Response {
@@ -74,15 +95,37 @@ struct IngressResponder: HTTPResponder {
                 metadata: ["source": "\(source.name)", "headers": "\(RedactedHeaders.describe(request.headers))"]
             )
         }
-        guard let body = try await collectBody(request) else {
+        let headers = request.headers.map { ($0.name.canonicalName, $0.value) }
+        let declaredLength = request.headers[.contentLength].flatMap { Int($0) }
+        // A refusal before the body is read leaves it unread. A small declared body is read and
+        // dropped by the server before the connection's next request; a larger or undeclared one
+        // is cut off by closing the connection (see IngressConnectionHandler).
+        let closeIfUnread = declaredLength.map { $0 > BodyBudget.smallBodyBytes } ?? true
+        if case .unauthorized(let error)? = ingestor.checkHeader(source: source, headers: headers, logger: logger) {
+            return Response.json(.unauthorized, ["error": error.detail]).closingConnection(closeIfUnread)
+        }
+
+        // Whatever is reserved is given back when this request ends, however it ends.
+        var reserved = 0
+        defer { bodyBudget.release(reserved) }
+        let body: Data
+        switch try await collectBody(request, declaredLength: declaredLength, reserved: &reserved) {
+        case .complete(let data):
+            body = data
+        case .tooLarge:
             metrics.request(source: source.name, outcome: .tooLarge)
             logger.notice("body too large", metadata: ["source": "\(source.name)", "limit": "\(maxBodyBytes)"])
             // Closing the connection stops the upload; the rest of the body is never read.
-            var response = Response.json(.contentTooLarge, ["error": "body larger than \(maxBodyBytes) bytes"])
-            response.headers[.connection] = "close"
-            return response
+            return Response.json(.contentTooLarge, ["error": "body larger than \(maxBodyBytes) bytes"]).closingConnection()
+        case .overBudget(let unread):
+            metrics.request(source: source.name, outcome: .unavailable)
+            logger.warning(
+                "request bodies in memory at their limit",
+                metadata: ["source": "\(source.name)", "limit": "\(bodyBudget.limit)", "declaredLength": "\(declaredLength ?? -1)"]
+            )
+            return Response.json(.serviceUnavailable, ["error": "too many request bodies in memory; retry later"])
+                .closingConnection(!unread || closeIfUnread)
         }
-        let headers = request.headers.map { ($0.name.canonicalName, $0.value) }
         switch await ingestor.ingest(source: source, headers: headers, body: body, logger: logger) {
         case .accepted(let id):
             return .json(.ok, ["status": "accepted", "id": id])
@@ -95,18 +138,40 @@ struct IngressResponder: HTTPResponder {
         }
     }
 
-    /// The body, or `nil` once it passes the limit.
-    private func collectBody(_ request: Request) async throws -> Data? {
-        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > maxBodyBytes {
-            return nil
-        }
+    /// What reading a body came to.
+    private enum CollectedBody {
+        case complete(Data)
+        /// Past `maxBodyBytes`.
+        case tooLarge
+        /// It did not fit in the body budget; `unread` when refused before a byte was read.
+        case overBudget(unread: Bool)
+    }
+
+    /// Reads the body, reserving it in the body budget first (a declared length as a whole, before
+    /// reading; otherwise chunk by chunk), and cuts it off once it passes `maxBodyBytes`. What was
+    /// reserved is added to `reserved`, for the caller to give back.
+    private func collectBody(_ request: Request, declaredLength: Int?, reserved: inout Int) async throws -> CollectedBody {
         var collected = ByteBuffer()
+        if let declaredLength {
+            guard declaredLength <= maxBodyBytes else { return .tooLarge }
+            if declaredLength > 0 {
+                guard bodyBudget.reserve(declaredLength, bodyTotal: declaredLength) else { return .overBudget(unread: true) }
+                reserved = declaredLength
+                // One allocation of the reserved size: growing by doubling could hold half as much again.
+                collected.reserveCapacity(declaredLength)
+            }
+        }
         for try await chunk in request.body {
-            guard collected.readableBytes + chunk.readableBytes <= maxBodyBytes else { return nil }
+            let total = collected.readableBytes + chunk.readableBytes
+            guard total <= maxBodyBytes else { return .tooLarge }
+            if total > reserved {
+                guard bodyBudget.reserve(total - reserved, bodyTotal: total) else { return .overBudget(unread: false) }
+                reserved = total
+            }
             var chunk = chunk
             collected.writeBuffer(&chunk)
         }
-        return Data(collected.readableBytesView)
+        return .complete(Data(collected.readableBytesView))
     }
 }
 
@@ -117,6 +182,15 @@ extension Response {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let allow { headers[.allow] = allow }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    /// This response with `Connection: close` when `close` is true: the connection is closed once
+    /// it is written, and what the client still sends is not read (``IngressConnectionHandler``).
+    func closingConnection(_ close: Bool = true) -> Response {
+        guard close else { return self }
+        var response = self
+        response.headers[.connection] = "close"
+        return response
     }
 
 }

@@ -9,7 +9,9 @@ import Verification
 ///
 /// Applied live: source secrets, app keys and tolerances; consumer URLs, signing secrets,
 /// timeouts, concurrency, retry policies and subscriptions (`sources`, `events`); the admin token;
-/// and the TLS certificates and keys (the same files, read again). Queued deliveries stay queued:
+/// and the TLS certificates and keys (the same files, read again). `file:` and `credential:`
+/// secrets are read again; `env:` ones keep the value the process started with (its environment
+/// cannot change), and the log names those fields in a warning. Queued deliveries stay queued:
 /// a consumer whose settings changed gets a new worker, while its old one finishes the attempts it
 /// has in flight.
 ///
@@ -51,7 +53,19 @@ final class ConfigurationReloader: Sendable {
         let outcome = await attempt()
         switch outcome {
         case .applied(let changed):
-            logger.notice("configuration reloaded", metadata: ["consumers.changed": "\(changed)"])
+            let secrets = current.withLock { $0.secretFields }
+            let reread = secrets.filter { $0.reference.isReadAgainOnReload }.map(\.path)
+            logger.notice(
+                "configuration reloaded",
+                metadata: ["consumers.changed": "\(changed)", "secrets.reread": "\(reread.joined(separator: ", "))"])
+            // The environment of a running process cannot change: say so, rather than let an
+            // operator believe a rotated env: secret is in use.
+            let fixed = secrets.filter { if case .environment = $0.reference.form { true } else { false } }.map(\.path)
+            if !fixed.isEmpty {
+                logger.warning(
+                    "env: secrets are fixed until restart; a reload does not change them (rotate with file: or credential:)",
+                    metadata: ["fields": "\(fixed.joined(separator: ", "))"])
+            }
         case .refused(let reason):
             logger.error("configuration reload refused; the running configuration stays", metadata: ["reason": "\(reason)"])
         }
@@ -117,6 +131,7 @@ extension GatewayConfiguration {
         check(storage.path == new.storage.path, "storage")
         check(deadLetterDirectory == new.deadLetterDirectory, "deadLetters")
         check(dedupRetention == new.dedupRetention, "dedup")
+        check(eventRetention == new.eventRetention, "events")
         check(
             sources.map { [$0.name, $0.path, $0.scheme.description] } == new.sources.map { [$0.name, $0.path, $0.scheme.description] },
             "sources (names, paths, schemes)"

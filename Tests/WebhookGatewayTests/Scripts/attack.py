@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Attacks a running gateway's ingress port from 127.0.0.2, for the edge tests.
 
-usage: attack.py KIND PORT   (KIND: slow-body, idle, header-flood, garbage, flood)
+usage: attack.py KIND PORT   (KIND: slow-body, idle, header-flood, garbage, flood,
+                             big-unsigned, big-wrong-signature)
 
 Every attack is bounded in count and time and stops by itself. It prints one JSON object with
 what it saw, for the test to check.
@@ -9,8 +10,10 @@ what it saw, for the test to check.
 import json
 import os
 import random
+import select
 import socket
 import sys
+import threading
 import time
 
 SOURCE = ("127.0.0.2", 0)
@@ -41,9 +44,16 @@ def read_status(sock):
 
 
 def slow_body(port):
-    """Headers promise 1000 bytes; one byte a second follows. How long until the gateway cuts it off?"""
+    """Headers promise 1000 bytes; one byte a second follows. How long until the gateway cuts it off?
+
+    The signature header is well formed (and wrong), so the gateway waits for the body rather than
+    refusing it on the header alone.
+    """
     sock = connect(port)
-    sock.sendall(b"POST /webhooks/tiktok HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+    sock.sendall(
+        b"POST /webhooks/tiktok HTTP/1.1\r\nHost: x\r\nTikTok-Signature: t=%d,s=%s\r\nContent-Length: 1000\r\n\r\n"
+        % (int(time.time()), b"0" * 64)
+    )
     started = time.monotonic()
     sent = 0
     closed_after = None
@@ -180,8 +190,74 @@ def flood(port, total=400):
     return {"statuses": statuses, "retryAfter": retry_after}
 
 
+def big_bodies(port, signed, count=300, size=1 << 20, deadline=30.0):
+    """`count` connections at once, each posting a `size`-byte body in 64 KiB chunks.
+
+    Unsigned: half without a signature header, half with a malformed one. Wrongly signed: a
+    well-formed header whose signature is wrong. Every head is sent before any body (a barrier),
+    so all requests are in flight together. A connection stops sending as soon as an answer
+    arrives. Reports the statuses and the body bytes sent in all.
+    """
+    started = time.monotonic()
+    barrier = threading.Barrier(count)
+    results = [None] * count
+    chunk = b"x" * 65536
+
+    def one(index):
+        status, sent, sock = None, 0, None
+        try:
+            sock = connect(port, timeout=10.0)
+            if signed:
+                header = b"TikTok-Signature: t=%d,s=%s\r\n" % (int(time.time()), b"0" * 64)
+            elif index % 2 == 0:
+                header = b""
+            else:
+                header = b"TikTok-Signature: t=now,s=not-hex\r\n"
+            sock.sendall(b"POST /webhooks/tiktok HTTP/1.1\r\nHost: x\r\n%sContent-Length: %d\r\n\r\n" % (header, size))
+            try:
+                barrier.wait(timeout=max(1.0, deadline - (time.monotonic() - started)))
+            except threading.BrokenBarrierError:
+                pass
+            while sent < size and time.monotonic() - started < deadline:
+                readable, _, _ = select.select([sock], [], [], 0)
+                if readable:
+                    break
+                sock.sendall(chunk[: min(len(chunk), size - sent)])
+                sent += min(len(chunk), size - sent)
+            status = read_status(sock)
+        except (OSError, socket.timeout):
+            barrier.abort()
+            if sock is not None:
+                status = read_status(sock)
+        finally:
+            if sock is not None:
+                sock.close()
+        results[index] = (status, sent)
+
+    threads = [threading.Thread(target=one, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=max(0.1, deadline + 15 - (time.monotonic() - started)))
+    statuses = {}
+    sent = 0
+    for result in results:
+        status, bytes_sent = result if result is not None else (None, 0)
+        statuses[str(status)] = statuses.get(str(status), 0) + 1
+        sent += bytes_sent
+    return {"statuses": statuses, "bytesSent": sent, "seconds": time.monotonic() - started}
+
+
 if __name__ == "__main__":
     kind, port = sys.argv[1], int(sys.argv[2])
-    attack = {"slow-body": slow_body, "idle": idle, "header-flood": header_flood, "garbage": garbage, "flood": flood}[kind]
+    attack = {
+        "slow-body": slow_body,
+        "idle": idle,
+        "header-flood": header_flood,
+        "garbage": garbage,
+        "flood": flood,
+        "big-unsigned": lambda port: big_bodies(port, signed=False),
+        "big-wrong-signature": lambda port: big_bodies(port, signed=True),
+    }[kind]
     print(json.dumps(attack(port)))
     sys.stdout.flush()

@@ -1,0 +1,229 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import Synchronization
+
+/// The delivery loop of one consumer.
+///
+/// One loop owns the consumer's ``StateMachine`` and reacts to signals: a wake-up (new deliveries,
+/// or finished attempts), a timer tick (a retry or the next probe came due, or the poll), or stop.
+/// The decisions are the state machine's; the loop leases, starts attempts, arms timers and
+/// reports pauses. Attempts and timers are child tasks of the loop's task group, so nothing
+/// outlives the loop. Finished attempts leave their reports in a list that the loop takes whole,
+/// so that while one lease transaction commits, every delivery that finishes in the meantime is
+/// replaced by the next one: leases are taken in batches, not one by one.
+final class ConsumerWorker: Sendable {
+    enum Signal: Sendable {
+        case wake
+        /// The timer armed as this generation fired.
+        case tick(generation: Int)
+        case stop
+    }
+
+    struct AttemptReport: Sendable {
+        enum Result: Sendable {
+            /// The consumer answered and the outcome is stored.
+            case answered(AttemptClass)
+            /// The outcome could not be stored, or the attempt was cancelled: the lease stays until
+            /// it expires or the next start releases it, then the delivery goes again.
+            case abandoned
+            /// The request could not be sent at all; the delivery is dead-lettered and the
+            /// consumer's health is unchanged.
+            case unsendable
+        }
+
+        var result: Result
+        var wasProbe: Bool
+        var retryAfter: Duration?
+        var nextAttemptAt: Date?
+    }
+
+    let endpoint: ConsumerEndpoint
+    let store: any DeliveryQueue
+    /// The consumer's connection pool. A probe of a paused consumer connects with a new pool
+    /// (a pool that saw many failed connects backs off reconnecting for up to a minute, which
+    /// would make the probe fail long after the consumer is back); when the probe succeeds, its
+    /// pool replaces this one.
+    let client: Mutex<HTTPClient>
+    let makeClient: @Sendable () -> HTTPClient
+    let observer: any DispatchObserver
+    let logger: Logger
+    let now: @Sendable () -> Date
+    /// The clock the loop's timers sleep on.
+    let clock: any Clock<Duration>
+    let pollInterval: Duration
+    let onDeadLetterDecided: @Sendable () -> Void
+    let signals: AsyncStream<Signal>
+    let continuation: AsyncStream<Signal>.Continuation
+    /// Whether a wake-up is queued already (wake-ups are coalesced).
+    let wakePending = Atomic<Bool>(false)
+    /// Reports of finished attempts, not yet seen by the loop.
+    let reports = Mutex<[AttemptReport]>([])
+    let paused = Atomic<Bool>(false)
+
+    init(
+        endpoint: ConsumerEndpoint,
+        store: any DeliveryQueue,
+        makeClient: @escaping @Sendable () -> HTTPClient,
+        observer: any DispatchObserver,
+        logger: Logger,
+        now: @escaping @Sendable () -> Date,
+        clock: any Clock<Duration> = ContinuousClock(),
+        pollInterval: Duration,
+        onDeadLetterDecided: @escaping @Sendable () -> Void
+    ) {
+        self.endpoint = endpoint
+        self.store = store
+        self.client = Mutex(makeClient())
+        self.makeClient = makeClient
+        self.observer = observer
+        var logger = logger
+        logger[metadataKey: "consumer"] = "\(endpoint.name)"
+        self.logger = logger
+        self.now = now
+        self.clock = clock
+        self.pollInterval = pollInterval
+        self.onDeadLetterDecided = onDeadLetterDecided
+        (signals, continuation) = AsyncStream.makeStream(of: Signal.self)
+    }
+
+    var isPaused: Bool { paused.load(ordering: .relaxed) }
+
+    func wake() {
+        if !wakePending.exchange(true, ordering: .acquiringAndReleasing) {
+            continuation.yield(.wake)
+        }
+    }
+
+    func stop() {
+        continuation.yield(.stop)
+    }
+
+    /// How long a lease lasts: longer than any attempt can take.
+    var leaseDuration: TimeInterval { TimeInterval(endpoint.timeout.milliseconds) / 1_000 + 60 }
+
+    /// The timer the loop has armed: the earliest deadline a tick is coming for.
+    struct Timer {
+        var deadline: Date?
+        var generation = 0
+    }
+
+    func run() async {
+        var machine = StateMachine(
+            settings: .init(
+                concurrency: endpoint.concurrency,
+                pauseAfterFailures: endpoint.pauseAfterFailures,
+                retry: endpoint.retry,
+                pollInterval: pollInterval
+            )
+        )
+        var timer = Timer()
+        var storeFailing = false
+        var generator = SystemRandomNumberGenerator()
+        await withDiscardingTaskGroup { group in
+            var iterator = signals.makeAsyncIterator()
+            while true {
+                await fill(&machine, storeFailing: &storeFailing, group: &group)
+                if machine.finished { break }
+                arm(&timer, for: machine.wakeUp(now: now()), group: &group)
+                guard let signal = await iterator.next() else { break }
+                switch signal {
+                case .wake:
+                    wakePending.store(false, ordering: .releasing)
+                case .tick(let generation):
+                    if generation == timer.generation { timer.deadline = nil }
+                case .stop:
+                    machine.stop()
+                }
+                for report in reports.withLock({ reports in
+                    defer { reports.removeAll(keepingCapacity: true) }
+                    return reports
+                }) {
+                    if let action = machine.attemptFinished(report, now: now(), using: &generator) {
+                        perform(action)
+                    }
+                }
+            }
+            // Nothing is in flight any more: only timers are left, and they are not needed.
+            group.cancelAll()
+        }
+    }
+
+    /// Leases as many deliveries as the state machine has room for and starts them.
+    private func fill(_ machine: inout StateMachine, storeFailing: inout Bool, group: inout DiscardingTaskGroup) async {
+        while true {
+            let at = now()
+            let capacity = machine.capacity(now: at)
+            guard capacity > 0 else { return }
+            let isProbe = machine.probing
+            let claimed: [ClaimedDelivery]
+            do {
+                claimed = try await store.claim(
+                    consumer: endpoint.name,
+                    limit: capacity,
+                    now: at,
+                    leaseUntil: at.addingTimeInterval(leaseDuration),
+                    ignoringSchedule: isProbe
+                )
+                if storeFailing {
+                    storeFailing = false
+                    logger.info("store is back; delivering again")
+                }
+            } catch {
+                if !storeFailing {
+                    logger.error("cannot lease deliveries; retrying", metadata: ["error": "\(error)"])
+                }
+                storeFailing = true
+                return
+            }
+            machine.started(claimed.count)
+            for delivery in claimed {
+                if isProbe {
+                    logger.info("probing paused consumer", metadata: ["event.id": "\(delivery.eventID)"])
+                }
+                group.addTask {
+                    let report = await self.attempt(delivery, isProbe: isProbe)
+                    self.reports.withLock { $0.append(report) }
+                    self.wake()
+                }
+            }
+            if claimed.count < capacity || isProbe { return }
+        }
+    }
+
+    /// Makes sure a tick comes by `deadline`: a timer is a child task that sleeps on `clock`. A
+    /// timer armed earlier that would fire later is not cancelled; its tick comes with an old
+    /// generation and only makes the loop look again, which is harmless.
+    private func arm(_ timer: inout Timer, for deadline: Date?, group: inout DiscardingTaskGroup) {
+        guard let deadline else { return }
+        if let armed = timer.deadline, armed <= deadline { return }
+        timer.generation += 1
+        timer.deadline = deadline
+        let generation = timer.generation
+        let delay = Duration.milliseconds(Int64(max(0, deadline.timeIntervalSince(now())) * 1_000) + 1)
+        let clock = self.clock
+        let continuation = self.continuation
+        group.addTask {
+            do {
+                try await clock.sleep(for: delay)
+                continuation.yield(.tick(generation: generation))
+            } catch {}
+        }
+    }
+
+    private func perform(_ action: StateMachine.Action) {
+        switch action {
+        case .pause(let failures):
+            paused.store(true, ordering: .relaxed)
+            observer.pauseChanged(consumer: endpoint.name, paused: true)
+            logger.warning(
+                "consumer paused after consecutive failures; probing with one delivery at a time",
+                metadata: ["failures": "\(failures)"]
+            )
+        case .resume:
+            paused.store(false, ordering: .relaxed)
+            observer.pauseChanged(consumer: endpoint.name, paused: false)
+            logger.notice("consumer answered a probe; resuming its queue")
+        }
+    }
+}
