@@ -15,7 +15,7 @@ extension DeadLetterAdmin {
     }
 
     /// What one consumer's file adds to a listing: its entries not listed yet, taken newest first.
-    private struct Source {
+    private struct Source: Sendable {
         var consumer: String
         var file: DeadLetterIndex.FileIdentity?
         var entries: ArraySlice<DeadLetterIndex.Entry>
@@ -45,11 +45,57 @@ extension DeadLetterAdmin {
         if let cursor, cursor.positions.keys.contains(where: { !names.contains($0) }) {
             throw Failure.badCursor("cursor belongs to another listing (another consumer)")
         }
+        let selection = try await Self.offload { select(names: names, filter: filter, limit: limit, cursor: cursor) }
+        let sources = selection.sources
+        let taken = selection.taken
+
+        var replayTimes: [String: Date] = [:]
+        for index in Set(taken.map(\.source)).sorted() {
+            let name = sources[index].consumer
+            for (id, time) in try await store.replayTimes(consumer: name) { replayTimes[name + "\n" + id] = time }
+        }
+        let loaded = try await Self.offload {
+            var loaded: [String: DeadLetter] = [:]
+            for index in Set(taken.map(\.source)).sorted() {
+                let name = sources[index].consumer
+                for deadLetter in self.index.load(taken.filter { $0.source == index }.map(\.entry), consumer: name) {
+                    loaded[name + "\n" + deadLetter.id] = deadLetter
+                }
+            }
+            return loaded
+        }
+        let listed = taken.compactMap { item -> ListedDeadLetter? in
+            let key = sources[item.source].consumer + "\n" + item.entry.id
+            return loaded[key].map { ListedDeadLetter(deadLetter: $0, replayedAt: replayTimes[key]) }
+        }
+
+        guard selection.hasMore else { return Page(deadLetters: listed, nextCursor: nil) }
+        var positions: [String: DeadLetterCursor.Position] = [:]
+        for (index, source) in sources.enumerated() {
+            let oldestTaken = taken.last { $0.source == index }?.entry.offset
+            positions[source.consumer] = .init(file: source.file, before: oldestTaken ?? source.before)
+        }
+        return Page(deadLetters: listed, nextCursor: DeadLetterCursor(positions: positions))
+    }
+
+    private struct Selection: Sendable {
+        var sources: [Source]
+        var taken: [Taken]
+        var hasMore: Bool
+    }
+
+    private struct Taken: Sendable {
+        var source: Int
+        var entry: DeadLetterIndex.Entry
+    }
+
+    /// Up to `limit` entries that match, newest first, from the files of `names`, and whether more
+    /// are left.
+    private func select(names: [String], filter: DeadLetterFilter, limit: Int, cursor: DeadLetterCursor?) -> Selection {
         var sources = names.map { name in source(consumer: name, cursor: cursor) }
         for index in sources.indices { sources[index].advance(filter) }
-
         // Merge the files newest first; one more than the limit tells whether a next page exists.
-        var taken: [(source: Int, entry: DeadLetterIndex.Entry)] = []
+        var taken: [Taken] = []
         while taken.count <= limit {
             var newest: Int?
             for index in sources.indices {
@@ -62,33 +108,10 @@ extension DeadLetterAdmin {
                 newest = index
             }
             guard let newest, let head = sources[newest].head else { break }
-            taken.append((newest, sources[newest].entries[head]))
+            taken.append(Taken(source: newest, entry: sources[newest].entries[head]))
             sources[newest].advance(filter)
         }
-        let hasMore = taken.count > limit
-        taken = Array(taken.prefix(limit))
-
-        var loaded: [String: DeadLetter] = [:]
-        var replayTimes: [String: Date] = [:]
-        for index in Set(taken.map(\.source)).sorted() {
-            let name = sources[index].consumer
-            for (id, time) in try await store.replayTimes(consumer: name) { replayTimes[name + "\n" + id] = time }
-            for deadLetter in self.index.load(taken.filter { $0.source == index }.map(\.entry), consumer: name) {
-                loaded[name + "\n" + deadLetter.id] = deadLetter
-            }
-        }
-        let listed = taken.compactMap { item -> ListedDeadLetter? in
-            let key = sources[item.source].consumer + "\n" + item.entry.id
-            return loaded[key].map { ListedDeadLetter(deadLetter: $0, replayedAt: replayTimes[key]) }
-        }
-
-        guard hasMore else { return Page(deadLetters: listed, nextCursor: nil) }
-        var positions: [String: DeadLetterCursor.Position] = [:]
-        for (index, source) in sources.enumerated() {
-            let oldestTaken = taken.last { $0.source == index }?.entry.offset
-            positions[source.consumer] = .init(file: source.file, before: oldestTaken ?? source.before)
-        }
-        return Page(deadLetters: listed, nextCursor: DeadLetterCursor(positions: positions))
+        return Selection(sources: sources, taken: Array(taken.prefix(limit)), hasMore: taken.count > limit)
     }
 
     /// The entries of `consumer`'s file that come before `cursor` (all of them without one).

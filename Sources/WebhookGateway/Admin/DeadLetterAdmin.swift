@@ -75,6 +75,14 @@ struct DeadLetterAdmin: Sendable {
         return index.entries(consumer: consumer).entries.reversed().filter(filter.matches)
     }
 
+    /// Runs file reading and parsing (indexing 100,000 lines takes seconds in a debug build) on a
+    /// dispatch thread, not on one of the few cooperative threads that also serve ingest.
+    static func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
+        }
+    }
+
     /// Queues the matching dead letters again, oldest first, ``replayChunkSize`` to a transaction.
     /// A replay that fails part-way (the store became unavailable) keeps the chunks committed
     /// before the failure; asking again without `force` queues the rest and skips those.
@@ -84,7 +92,7 @@ struct DeadLetterAdmin: Sendable {
             throw Failure.unknownConsumer(consumer)
         }
         // Oldest first, so that a replay keeps the order in which the events were received.
-        let selectedEntries = Array(try entries(consumer: consumer, filter: filter).reversed())
+        let selectedEntries = try await Self.offload { Array(try entries(consumer: consumer, filter: filter).reversed()) }
         let found = Set(selectedEntries.map(\.id))
         let notFound = (filter.ids ?? []).filter { !found.contains($0) }.sorted()
         let result: ReplayResult
@@ -106,7 +114,7 @@ struct DeadLetterAdmin: Sendable {
             var replayed = ReplayResult()
             for start in stride(from: 0, to: selectedEntries.count, by: Self.replayChunkSize) {
                 let chunk = selectedEntries[start..<min(start + Self.replayChunkSize, selectedEntries.count)]
-                let lines = index.load(chunk, consumer: consumer)
+                let lines = try await Self.offload { index.load(chunk, consumer: consumer) }
                 let part = try await store.replay(lines, consumer: consumer, force: force, dryRun: false, now: now())
                 replayed.replayed += part.replayed
                 replayed.skipped += part.skipped
