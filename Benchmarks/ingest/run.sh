@@ -10,6 +10,7 @@
 #   Benchmarks/ingest/run.sh [duration-seconds] [connections]
 #   ROUNDS=5 Benchmarks/ingest/run.sh 10 64
 #   BASELINE=/tmp/old/webhook-gateway Benchmarks/ingest/run.sh 10 64   # adds the old build, same rounds
+#   PEERS=0 GATEWAY=… BASELINE=… Benchmarks/ingest/run.sh 10 64          # only the two builds (no peers)
 #
 # This machine's results vary by a third from one run to the next, so the servers are run in
 # ROUNDS rounds (3 unless set), one after the other in each round; the table gives each server's
@@ -27,11 +28,14 @@ ROUNDS=${ROUNDS:-3}
 WORK=$(mktemp -d /tmp/wg-ingest-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-for tool in wrk nginx webhook python3 openssl; do
+PEERS=${PEERS:-1}
+tools="wrk python3 openssl"
+[ "$PEERS" = 1 ] && tools="$tools nginx webhook"
+for tool in $tools; do
     command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install wrk nginx webhook)" >&2; exit 1; }
 done
 
-build_binaries
+if [ "$PEERS" = 1 ] || [ ! -x "${GATEWAY:-}" ]; then build_binaries; fi
 
 SECRET=bench-tiktok-client-secret
 
@@ -111,6 +115,8 @@ for round in $(seq 1 "$ROUNDS"); do
     kill -TERM $GATEWAY_PID; wait $GATEWAY_PID || true
     echo "stored $(sqlite3 "$WORK/round-$round-plain.sqlite" "SELECT COUNT(*) FROM events" 2>/dev/null || echo "?")" >> "$WORK/stored.txt"
 
+    [ "$PEERS" = 1 ] || continue
+
     # (b) bare Hummingbird
     "$HELLO" 18081 > /dev/null 2>&1 &
     HELLO_PID=$!
@@ -165,8 +171,9 @@ for name, rounds in runs.items():
     if name.startswith("gateway") and any(r["wrapped"] != "0" for r in rounds):
         print("  (warning: the gateway ran out of unique requests and repeated them: raise COUNT)")
 print()
-print("gateway / hummingbird-hello = %.2fx; gateway / adnanh-webhook = %.2fx (medians)" % (
-    medians["gateway"] / medians["hummingbird-hello"], medians["gateway"] / medians["adnanh-webhook"]))
+if "hummingbird-hello" in medians:
+    print("gateway / hummingbird-hello = %.2fx; gateway / adnanh-webhook = %.2fx (medians)" % (
+        medians["gateway"] / medians["hummingbird-hello"], medians["gateway"] / medians["adnanh-webhook"]))
 if "gateway-baseline" in medians:
     print("gateway / gateway-baseline (the previous build) = %.2fx (medians)" % (medians["gateway"] / medians["gateway-baseline"]))
 PY

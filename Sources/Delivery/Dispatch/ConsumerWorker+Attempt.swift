@@ -58,15 +58,7 @@ extension ConsumerWorker {
             attempts.append(DeadLetter.Attempt(at: startedAt, status: nil, error: unsendable))
             let update = DeliveryUpdate.deadLetter(
                 id: delivery.id, attempts: attempts, reason: "cannot be sent: \(unsendable)", at: now())
-            do {
-                try await store.finish([update])
-            } catch {
-                logger.error(
-                    "cannot record a delivery outcome; it will be sent again",
-                    metadata: ["event.id": "\(delivery.eventID)", "error": "\(error)"]
-                )
-                return AttemptReport(result: .abandoned, wasProbe: isProbe)
-            }
+            guard await record(update, of: delivery) else { return AttemptReport(result: .abandoned, wasProbe: isProbe) }
             logger.warning(
                 "delivery cannot be sent; dead-lettering",
                 metadata: ["event.id": "\(delivery.eventID)", "attempt": "\(number)", "error": "\(unsendable)"]
@@ -98,15 +90,7 @@ extension ConsumerWorker {
             update = .deadLetter(
                 id: delivery.id, attempts: attempts, reason: "not retryable: status \(status ?? 0)", at: finishedAt)
         }
-        do {
-            try await store.finish([update])
-        } catch {
-            logger.error(
-                "cannot record a delivery outcome; it will be sent again",
-                metadata: ["event.id": "\(delivery.eventID)", "error": "\(error)"]
-            )
-            return AttemptReport(result: .abandoned, wasProbe: isProbe)
-        }
+        guard await record(update, of: delivery) else { return AttemptReport(result: .abandoned, wasProbe: isProbe) }
         let metadata: Logger.Metadata = [
             "event.id": "\(delivery.eventID)", "attempt": "\(number)",
             "status": "\(status.map(String.init) ?? "none")",
@@ -131,6 +115,21 @@ extension ConsumerWorker {
             onDeadLetterDecided()
         }
         return AttemptReport(result: .answered(outcome), wasProbe: isProbe, retryAfter: retryAfter, nextAttemptAt: nextAttemptAt)
+    }
+
+    /// Stores an attempt's outcome. When that fails, the lease stays until it expires or the next
+    /// start releases it, and the delivery goes again (at least once, never lost).
+    private func record(_ update: DeliveryUpdate, of delivery: ClaimedDelivery) async -> Bool {
+        do {
+            try await store.finish([update])
+            return true
+        } catch {
+            logger.error(
+                "cannot record a delivery outcome; it will be sent again",
+                metadata: ["event.id": "\(delivery.eventID)", "error": "\(error)"]
+            )
+            return false
+        }
     }
 
     /// What one exchange with the consumer gave.
