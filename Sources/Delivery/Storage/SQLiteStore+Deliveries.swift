@@ -50,21 +50,38 @@ extension SQLiteStore {
     /// still pending (leased or waiting for a retry); a delivery that became a dead letter no longer
     /// holds anything back.
     static func claim(_ request: ClaimRequest, db: Database) throws -> [ClaimedDelivery] {
-        // A probe of a paused consumer takes the due delivery whose next attempt is earliest, so an
-        // event that the consumer keeps refusing moves back with each failure and cannot hold the
-        // others up; otherwise the due deliveries go in queue order.
-        let order = request.asProbe ? "d.next_attempt_at, d.id" : "d.id"
+        // A delivery is eligible when it is pending, not leased, due, and the head of its lane.
+        let eligible = """
+            d.consumer = :consumer AND d.state = 'pending'
+              AND (d.lease_until IS NULL OR d.lease_until <= :now) AND d.next_attempt_at <= :now
+              AND (d.order_id IS NULL OR NOT EXISTS (
+                SELECT 1 FROM deliveries p
+                WHERE p.consumer = d.consumer AND p.order_id = d.order_id AND p.state = 'pending' AND p.id < d.id))
+            """
+        // Normally the eligible deliveries go in queue order. A probe of a paused consumer takes the
+        // one whose next attempt is earliest, so an event that the consumer keeps refusing moves
+        // back with each failure and cannot hold the others up. Sorting the whole queue for that
+        // would hold the writer for as long as the backlog is big, so it is found among two short
+        // lists: deliveries never tried (their next attempt is their receipt, so the first in
+        // queue order is the earliest of them) and deliveries tried before (few while paused; the
+        // partial index `deliveries_retried` orders them by next attempt, and ingest never writes it).
+        let selection =
+            request.asProbe
+            ? """
+            d.id IN (
+              SELECT id FROM (SELECT d.id FROM deliveries d WHERE \(eligible) AND d.attempts = 0 ORDER BY d.id LIMIT :limit)
+              UNION ALL
+              SELECT id FROM (SELECT d.id FROM deliveries d INDEXED BY deliveries_retried
+                WHERE \(eligible) AND d.attempts > 0 ORDER BY d.next_attempt_at, d.id LIMIT :limit))
+            ORDER BY d.next_attempt_at, d.id
+            """
+            : "\(eligible) ORDER BY d.id"
         let rows = try Row.fetchAll(
             db.cachedStatement(
                 sql: """
                     SELECT d.id, d.event_id, d.attempt_log, e.source, e.event_type, e.dedup_key, e.received_at, e.body
                     FROM deliveries d JOIN events e ON e.id = d.event_id
-                    WHERE d.consumer = :consumer AND d.state = 'pending'
-                      AND (d.lease_until IS NULL OR d.lease_until <= :now) AND d.next_attempt_at <= :now
-                      AND (d.order_id IS NULL OR NOT EXISTS (
-                        SELECT 1 FROM deliveries p
-                        WHERE p.consumer = d.consumer AND p.order_id = d.order_id AND p.state = 'pending' AND p.id < d.id))
-                    ORDER BY \(order) LIMIT :limit
+                    WHERE \(selection) LIMIT :limit
                     """
             ),
             arguments: ["consumer": request.consumer, "now": request.now, "limit": request.limit]

@@ -329,6 +329,8 @@ public final class SQLiteStore: EventStore, DedupStore, DeliveryQueue, Retaining
                     CREATE INDEX events_unfinished ON events(received_at) WHERE finished_at IS NULL;
                     CREATE INDEX events_finished ON events(finished_at) WHERE finished_at IS NOT NULL;
                     CREATE INDEX deliveries_event ON deliveries(event_id);
+                    CREATE INDEX deliveries_retried ON deliveries(consumer, next_attempt_at, id)
+                      WHERE state = 'pending' AND attempts > 0;
                     UPDATE deliveries SET order_id =
                       (SELECT e.source FROM events e WHERE e.id = deliveries.event_id) || char(31) || order_id
                       WHERE order_id IS NOT NULL;
