@@ -5,7 +5,8 @@ public import Verification
 ///
 /// Besides the body's `content-type`, these are the Standard Webhooks headers (`webhook-id`,
 /// `webhook-timestamp`, `webhook-signature`, signed with the consumer's secret) and the gateway's
-/// own `webhook-source`, `webhook-event-type`, `webhook-dedup-key` and `webhook-attempt` (1-based).
+/// own `webhook-source`, `webhook-event-type`, `webhook-dedup-key` and `webhook-attempt` (1-based),
+/// and `webhook-sandbox: true` for a TikTok sandbox event.
 public struct DeliveryHeaders: Sendable, Hashable {
     /// The headers as `(name, value)` pairs, names lowercase, in a fixed order.
     public let fields: [(String, String)]
@@ -18,9 +19,10 @@ public struct DeliveryHeaders: Sendable, Hashable {
         attempt: Int,
         timestamp: Int64,
         body: Data,
-        signer: StandardWebhooksSigner
+        signer: StandardWebhooksSigner,
+        sandbox: Bool = false
     ) {
-        fields = [
+        var fields = [
             ("content-type", "application/json"),
             ("webhook-id", eventID),
             ("webhook-timestamp", String(timestamp)),
@@ -30,6 +32,8 @@ public struct DeliveryHeaders: Sendable, Hashable {
             ("webhook-dedup-key", dedupKey),
             ("webhook-attempt", String(attempt)),
         ]
+        if sandbox { fields.append(("webhook-sandbox", "true")) }
+        self.fields = fields
     }
 
     /// The value of the header `name` (lowercase), if set.

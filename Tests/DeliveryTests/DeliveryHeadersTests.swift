@@ -25,5 +25,15 @@ struct DeliveryHeadersTests {
         #expect(headers["webhook-dedup-key"] == "tiktok:minis.trade_order.redeem.success:42")
         #expect(headers["webhook-attempt"] == "3")
         #expect(headers["content-type"] == "application/json")
+        #expect(headers["webhook-sandbox"] == nil)
+    }
+
+    /// SPEC: `webhook-sandbox: true` when the TikTok event's `content` has `"is_sandbox": true`.
+    @Test func aSandboxEventSaysSo() throws {
+        let signer = try StandardWebhooksSigner(secret: Secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
+        let headers = DeliveryHeaders(
+            eventID: "evt_1", source: "tiktok", eventType: "minis.trade_order.redeem.success", dedupKey: "k", attempt: 1,
+            timestamp: 1_614_265_330, body: Data("{}".utf8), signer: signer, sandbox: true)
+        #expect(headers["webhook-sandbox"] == "true")
     }
 }

@@ -96,7 +96,8 @@ final class DispatchHarness: Sendable {
     /// Stores a signed TikTok order event for `order` and wakes the dispatcher.
     @discardableResult
     func ingest(
-        order: String, event: String = "minis.trade_order.redeem.success", key: String? = nil, source: String = "tiktok"
+        order: String, event: String = "minis.trade_order.redeem.success", key: String? = nil, source: String = "tiktok",
+        sandbox: Bool = false
     ) async throws -> IncomingEvent {
         let body = #"{"event":"\#(event)","content":"{\"order_id\":\"\#(order)\"}","n":"\#(UUID().uuidString)"}"#
         let now = Date()
@@ -109,7 +110,8 @@ final class DispatchHarness: Sendable {
             receivedAt: now,
             headers: [("tiktok-signature", "t=1,s=\(String(repeating: "ab", count: 32))"), ("content-type", "application/json")],
             body: Data(body.utf8),
-            consumers: ["orders"]
+            consumers: ["orders"],
+            sandbox: sandbox
         )
         #expect(try await store.accept(incoming) == .accepted(eventID: incoming.id))
         dispatcher?.wake(consumers: ["orders"])

@@ -132,6 +132,21 @@ struct DispatcherUnattendedTests {
         #expect(attempts.first?["status"] is NSNull)
     }
 
+    /// A sandbox event's deliveries carry `webhook-sandbox: true`; others do not carry the header.
+    @Test func sandboxEventsAreMarkedInTheirDeliveries() async throws {
+        let consumer = try await ScriptedConsumer.start { _ in .status(200) }
+        let harness = try DispatchHarness(consumer: consumer)
+        harness.start()
+        let sandbox = try await harness.ingest(order: "s1", sandbox: true)
+        let production = try await harness.ingest(order: "p1")
+        #expect(try await harness.waitUntilDrained())
+        try await harness.stop()
+        await consumer.stop()
+        let byID = Dictionary(uniqueKeysWithValues: consumer.received.map { ($0.webhookID, $0.headers) })
+        #expect(byID[sandbox.id]?["webhook-sandbox"] == "true")
+        #expect(byID[production.id]?["webhook-sandbox"] == nil)
+    }
+
     /// Order lanes are per source: an order of one source that is failing does not hold up the
     /// same order id from another source.
     @Test func theSameOrderIDFromAnotherSourceIsNotHeldUp() async throws {

@@ -73,6 +73,26 @@ struct ConfigurationTests {
         #expect(!orders.matches(source: "shop", eventType: "minis.trade_order.redeem.success"))
     }
 
+    /// `consumers[].sandbox`: whether TikTok sandbox events reach the consumer; `include` by default.
+    @Test func sandboxPolicyDecidesWhichEventsAConsumerGets() throws {
+        let event = "minis.trade_order.redeem.success"
+        #expect(try parse(Self.document()).consumers[0].sandbox == .include)
+        for (policy, production, sandbox) in [("include", true, true), ("exclude", true, false), ("only", false, true)] {
+            var document = Self.document()
+            var consumers = document["consumers"] as! [[String: Any]]
+            consumers[0]["sandbox"] = policy
+            document["consumers"] = consumers
+            let orders = try parse(document).consumers[0]
+            #expect(orders.matches(source: "tiktok", eventType: event, sandbox: false) == production, "\(policy)")
+            #expect(orders.matches(source: "tiktok", eventType: event, sandbox: true) == sandbox, "\(policy)")
+        }
+        var document = Self.document()
+        var consumers = document["consumers"] as! [[String: Any]]
+        consumers[0]["sandbox"] = "sometimes"
+        document["consumers"] = consumers
+        #expect(expectError(document).hasPrefix("consumers[0].sandbox:"), "\(expectError(document))")
+    }
+
     @Test func theExampleConfigurationLoads() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let configuration = try GatewayConfiguration.load(

@@ -55,6 +55,10 @@ struct IngressTests {
             #expect(stored.dedupKey == "tiktok:minis.trade_order.redeem.success:order_id_as_in_your_system")
             #expect(stored.headers["tiktok-signature"] == Self.tiktokSignature)
             #expect(try await fixture.store.depth(consumer: "orders") == 1)
+            // The vector's content has "is_sandbox": true: its delivery is marked as a sandbox one.
+            let claimed = try await fixture.store.claim(
+                consumer: "orders", limit: 1, now: Date(), leaseUntil: Date().addingTimeInterval(60), asProbe: false)
+            #expect(claimed.map(\.sandbox) == [true])
         }
         #expect(fixture.requestCount(source: "tiktok", outcome: "accepted") == 1)
         #expect(fixture.requestCount(source: "tiktok", outcome: "duplicate") == 1)

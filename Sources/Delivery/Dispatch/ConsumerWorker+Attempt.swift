@@ -20,7 +20,8 @@ extension ConsumerWorker {
             attempt: number,
             timestamp: Int64(startedAt.timeIntervalSince1970),
             body: delivery.body,
-            signer: endpoint.signer
+            signer: endpoint.signer,
+            sandbox: delivery.sandbox
         )
         var request = HTTPClientRequest(url: endpoint.url)
         request.method = .POST

@@ -19,6 +19,8 @@ public struct IncomingEvent: Sendable {
     /// Set for an event that goes straight to the dead letters of its consumers (a verified body
     /// that is not an envelope): the reason written in the dead-letter line.
     public var deadLetterReason: String?
+    /// A TikTok sandbox event (`content.is_sandbox` true): its deliveries carry `webhook-sandbox: true`.
+    public var sandbox: Bool
 
     public init(
         id: String,
@@ -30,7 +32,8 @@ public struct IncomingEvent: Sendable {
         headers: [(String, String)],
         body: Data,
         consumers: [String],
-        deadLetterReason: String? = nil
+        deadLetterReason: String? = nil,
+        sandbox: Bool = false
     ) {
         self.id = id
         self.source = source
@@ -42,6 +45,7 @@ public struct IncomingEvent: Sendable {
         self.body = body
         self.consumers = consumers
         self.deadLetterReason = deadLetterReason
+        self.sandbox = sandbox
     }
 }
 
@@ -111,6 +115,8 @@ public struct ClaimedDelivery: Sendable, Hashable {
     public var body: Data
     /// The attempts made before this one, oldest first.
     public var attempts: [DeadLetter.Attempt]
+    /// A TikTok sandbox event: the delivery carries `webhook-sandbox: true`.
+    public var sandbox = false
 }
 
 /// How a claimed delivery ended; ``DeliveryQueue/finish(_:)`` records it and releases the lease.

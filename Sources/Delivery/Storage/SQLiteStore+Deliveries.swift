@@ -79,7 +79,8 @@ extension SQLiteStore {
         let rows = try Row.fetchAll(
             db.cachedStatement(
                 sql: """
-                    SELECT d.id, d.event_id, d.attempt_log, e.source, e.event_type, e.dedup_key, e.received_at, e.body
+                    SELECT d.id, d.event_id, d.attempt_log, e.source, e.event_type, e.dedup_key, e.received_at, e.body,
+                      e.sandbox
                     FROM deliveries d JOIN events e ON e.id = d.event_id
                     WHERE \(selection) LIMIT :limit
                     """
@@ -100,7 +101,8 @@ extension SQLiteStore {
                 dedupKey: row["dedup_key"],
                 receivedAt: Date(milliseconds: row["received_at"]),
                 body: row["body"],
-                attempts: try AttemptLog.decode(row["attempt_log"])
+                attempts: try AttemptLog.decode(row["attempt_log"]),
+                sandbox: row["sandbox"] as Int64 != 0
             )
         }
     }

@@ -216,8 +216,8 @@ extension SQLiteStore {
         var insertEvent = BoundStatement(
             try db.cachedStatement(
                 sql: """
-                    INSERT INTO events (id, source, event_type, dedup_key, order_id, received_at, headers, body)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO events (id, source, event_type, dedup_key, order_id, received_at, headers, body, sandbox)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
             ),
             in: db
@@ -230,6 +230,7 @@ extension SQLiteStore {
         insertEvent.bind(receivedAt)
         insertEvent.bind(headersJSON(event.headers))
         insertEvent.bind(event.body)
+        insertEvent.bind(event.sandbox ? 1 : 0)
         _ = try insertEvent.run()
         let lane = event.orderID.map { OrderLane.key(source: event.source, orderID: $0) }
         if let reason = event.deadLetterReason {

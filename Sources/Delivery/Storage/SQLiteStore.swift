@@ -326,6 +326,7 @@ public final class SQLiteStore: EventStore, DedupStore, DeliveryQueue, Retaining
             try db.execute(
                 sql: """
                     ALTER TABLE events ADD COLUMN finished_at INTEGER;
+                    ALTER TABLE events ADD COLUMN sandbox INTEGER NOT NULL DEFAULT 0;
                     CREATE INDEX events_unfinished ON events(received_at) WHERE finished_at IS NULL;
                     CREATE INDEX events_finished ON events(finished_at) WHERE finished_at IS NOT NULL;
                     CREATE INDEX deliveries_event ON deliveries(event_id);

@@ -63,6 +63,22 @@ struct GatewayConfiguration: Sendable {
         var timeout: Duration = .seconds(10)
         var concurrency: Int = 16
         var retry = Retry()
+        /// Whether TikTok sandbox events (`content.is_sandbox` true) reach this consumer.
+        var sandbox = SandboxPolicy.include
+
+        /// `consumers[].sandbox`: `include` (sandbox and production events), `exclude` (production
+        /// only) or `only` (sandbox only, for a team testing payments without unlocking anything).
+        enum SandboxPolicy: String, Sendable, Equatable, CaseIterable {
+            case include, exclude, only
+
+            func admits(sandbox: Bool) -> Bool {
+                switch self {
+                case .include: true
+                case .exclude: !sandbox
+                case .only: sandbox
+                }
+            }
+        }
 
         /// The consumer as the dispatcher sees it.
         var endpoint: ConsumerEndpoint {
@@ -76,9 +92,10 @@ struct GatewayConfiguration: Sendable {
             )
         }
 
-        /// Whether this consumer subscribes to `eventType` from `source`.
-        func matches(source: String, eventType: String) -> Bool {
+        /// Whether this consumer subscribes to `eventType` from `source` (a sandbox event or not).
+        func matches(source: String, eventType: String, sandbox: Bool = false) -> Bool {
             (sources?.contains(source) ?? true) && (events?.contains { $0.matches(eventType) } ?? true)
+                && self.sandbox.admits(sandbox: sandbox)
         }
     }
 
@@ -431,6 +448,18 @@ extension GatewayConfiguration {
             consumer.concurrency = concurrency
         }
         if let retry = try object.optional("retry", parseRetry) { consumer.retry = retry }
+        if let sandbox = try object.optional(
+            "sandbox",
+            { reader throws(ConfigurationError) -> Consumer.SandboxPolicy in
+                let text = try reader.string()
+                guard let policy = Consumer.SandboxPolicy(rawValue: text) else {
+                    throw reader.fail("\(ConfigurationReader.quoted(text)) is not include, exclude or only")
+                }
+                return policy
+            })
+        {
+            consumer.sandbox = sandbox
+        }
         try object.finish()
         return consumer
     }

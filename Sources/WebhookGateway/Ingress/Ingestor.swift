@@ -99,7 +99,9 @@ struct Ingestor: Sendable {
         case .envelope(let envelope):
             eventType = envelope.eventType
             orderID = envelope.orderID
-            destinations = consumers.value.filter { $0.matches(source: source.name, eventType: envelope.eventType) }.map(\.name)
+            destinations = consumers.value.filter {
+                $0.matches(source: source.name, eventType: envelope.eventType, sandbox: envelope.isSandbox == true)
+            }.map(\.name)
         case .notAnEnvelope:
             logger.warning("verified body is not an envelope; keeping it as a dead letter", metadata: ["source": "\(source.name)"])
             (eventType, orderID, destinations) = (nil, nil, [GatewayConfiguration.unparsedConsumer])
@@ -114,7 +116,8 @@ struct Ingestor: Sendable {
             headers: headers,
             body: body,
             consumers: destinations,
-            deadLetterReason: eventType == nil ? "not an envelope" : nil
+            deadLetterReason: eventType == nil ? "not an envelope" : nil,
+            sandbox: { if case .envelope(let envelope) = parsed { envelope.isSandbox == true } else { false } }()
         )
 
         do {
