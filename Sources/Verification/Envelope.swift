@@ -15,11 +15,12 @@ public import Foundation
 /// - `tiktok-shop`: a JSON object with an integer `type` (the event type, as a decimal string),
 ///   and optionally `tts_notification_id`, `shop_id` and `data.order_id`. The key is
 ///   `(source, tts_notification_id)`, or the body's SHA-256 when there is none.
+/// `dedup.keys` rules (``DedupRule``) override these keys for the event types they match.
 /// Anything else is ``ParsedBody/notAnEnvelope(_:)``.
 public struct Envelope: Sendable, Hashable {
     /// `event` (tiktok) or `type` as a decimal string (tiktok-shop).
     public let eventType: String
-    public let dedupKey: DedupKey
+    public internal(set) var dedupKey: DedupKey
     /// The business order the event belongs to (`content.order_id` or `data.order_id`), used to
     /// keep the events of one order in sequence.
     public let orderID: String?
@@ -34,20 +35,38 @@ public struct Envelope: Sendable, Hashable {
     /// The notification's `timestamp`, unix seconds (tiktok-shop; not part of its signature).
     public var timestamp: Int64? = nil
 
-    /// Parses the envelope of a verified body received on the source named `source`.
-    public static func parse(body: some DataProtocol, source: String, verified: VerifiedRequest) -> ParsedBody {
-        parse(bytes: Array(body), source: source, verified: verified)
+    /// Parses the envelope of a verified body received on the source named `source`; the first of
+    /// `rules` that applies to the event's type makes its key.
+    public static func parse(
+        body: some DataProtocol, source: String, verified: VerifiedRequest, rules: [DedupRule] = []
+    ) -> ParsedBody {
+        parse(bytes: Array(body), source: source, verified: verified, rules: rules)
     }
 
     /// The same for `Data`, specialized here (as `WebhookVerifier` does for the request path).
-    public static func parse(body: Data, source: String, verified: VerifiedRequest) -> ParsedBody {
-        parse(bytes: Array(body), source: source, verified: verified)
+    public static func parse(body: Data, source: String, verified: VerifiedRequest, rules: [DedupRule] = []) -> ParsedBody {
+        parse(bytes: Array(body), source: source, verified: verified, rules: rules)
     }
 
     /// The event family keyed by `(source, event, content.order_id)`.
     static let tradeOrderPrefix = "minis.trade_order."
 
-    private static func parse(bytes: [UInt8], source: String, verified: VerifiedRequest) -> ParsedBody {
+    private static func parse(bytes: [UInt8], source: String, verified: VerifiedRequest, rules: [DedupRule]) -> ParsedBody {
+        let parsed = parseDefault(bytes: bytes, source: source, verified: verified)
+        guard case .envelope(var envelope) = parsed, let rule = rules.first(where: { $0.applies(to: envelope.eventType) }) else {
+            return parsed
+        }
+        envelope.dedupKey =
+            if let values = RuleFields.values(of: rule.fields, in: bytes) {
+                .fields(source: source, values: values)
+            } else {
+                .bodyHash(source: source, body: bytes)
+            }
+        return .envelope(envelope)
+    }
+
+    /// The envelope with the scheme's own key.
+    private static func parseDefault(bytes: [UInt8], source: String, verified: VerifiedRequest) -> ParsedBody {
         switch verified.scheme {
         case .tiktok:
             guard let fields = try? TikTokFields(bytes), let event = fields.event, !event.isEmpty else {
@@ -219,5 +238,81 @@ private struct ShopFields {
         }
         (type, notificationID, shopID, orderID) = fields
         self.timestamp = timestamp
+    }
+}
+
+/// The values of a rule's fields in an envelope, read in a second pass (only events that a rule
+/// applies to pay for it).
+private enum RuleFields {
+    /// The values in the rule's order, or `nil` when one is missing, empty, or not a string,
+    /// number or boolean.
+    static func values(of fields: [DedupRule.Field], in bytes: [UInt8]) -> [(DedupRule.Field, String)]? {
+        var found: [DedupRule.Field: String] = [:]
+        let wanted = Set(fields)
+        let innerNames = Dictionary(
+            grouping: fields.compactMap { field -> (String, String)? in
+                if case .inner(let container, let name) = field { (container, name) } else { nil }
+            },
+            by: \.0
+        ).mapValues { Set($0.map(\.1)) }
+        do {
+            var scanner = try JSONScanner(bytes)
+            try scanner.readDocument { key, scanner throws(JSONScanner.Invalid) in
+                if wanted.contains(.envelope(key)) {
+                    found[.envelope(key)] = text(try scanner.readScalar())
+                } else if key == "content", let names = innerNames["content"] {
+                    // TikTok's `content` is a JSON string holding an object.
+                    guard case .string(let content) = try scanner.readScalar() else { return }
+                    var inner = JSONScanner(utf8: content)
+                    var values: [DedupRule.Field: String] = [:]
+                    // `content` that is not an object has no members.
+                    guard
+                        (try? inner.readDocument { key, scanner throws(JSONScanner.Invalid) in
+                            if names.contains(key) {
+                                values[.inner(container: "content", name: key)] = text(try scanner.readScalar())
+                            } else {
+                                try scanner.skipValue()
+                            }
+                        }) != nil
+                    else { return }
+                    found.merge(values) { _, last in last }
+                } else if key == "data", let names = innerNames["data"] {
+                    var probe = scanner
+                    var values: [DedupRule.Field: String] = [:]
+                    do {
+                        try probe.readObject { key, scanner throws(JSONScanner.Invalid) in
+                            if names.contains(key) {
+                                values[.inner(container: "data", name: key)] = text(try scanner.readScalar())
+                            } else {
+                                try scanner.skipValue()
+                            }
+                        }
+                        found.merge(values) { _, last in last }
+                        scanner = probe
+                    } catch {
+                        // `data` that is not an object has no members.
+                        try scanner.skipValue()
+                    }
+                } else {
+                    try scanner.skipValue()
+                }
+            }
+        } catch {
+            return nil
+        }
+        var values: [(DedupRule.Field, String)] = []
+        for field in fields {
+            guard let value = found[field] else { return nil }
+            values.append((field, value))
+        }
+        return values
+    }
+
+    private static func text(_ scalar: JSONScanner.Scalar) -> String? {
+        switch scalar {
+        case .string(let text), .integer(let text), .number(let text): text.isEmpty ? nil : text
+        case .bool(let value): value ? "true" : "false"
+        case .null, .other: nil
+        }
     }
 }

@@ -9,10 +9,12 @@ package struct JSONScanner {
         package init() {}
     }
 
-    /// A scalar read from the document; objects, arrays and non-integer numbers are `.other`.
+    /// A scalar read from the document (numbers as their text); objects and arrays are `.other`.
     package enum Scalar: Equatable {
         case string(String)
         case integer(String)
+        /// A number with a fraction or an exponent.
+        case number(String)
         case bool(Bool)
         case null
         case other
@@ -104,7 +106,8 @@ package struct JSONScanner {
             if !isInteger, !(Double(String(decoding: bytes[start..<index], as: UTF8.self))?.isFinite ?? false) {
                 throw Invalid()
             }
-            return isInteger ? .integer(String(decoding: bytes[start..<index], as: UTF8.self)) : .other
+            let text = String(decoding: bytes[start..<index], as: UTF8.self)
+            return isInteger ? .integer(text) : .number(text)
         case UInt8(ascii: "{"), UInt8(ascii: "["):
             try skipValue()
             return .other

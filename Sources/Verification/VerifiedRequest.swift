@@ -5,6 +5,12 @@ public struct VerifiedRequest: Sendable, Hashable {
     public let scheme: SignatureScheme
     /// The signed timestamp, for schemes that carry one.
     public let timestamp: Int64?
+
+    /// Bytes that this gateway verified when they arrived and then kept (a dead letter's body,
+    /// read again before a replay): the proof was given then. Never for bytes from the network.
+    public static func verifiedOnArrival(scheme: SignatureScheme) -> VerifiedRequest {
+        VerifiedRequest(scheme: scheme, timestamp: nil)
+    }
 }
 
 /// The signature schemes a source can use, named as in the configuration's `scheme` key.

@@ -82,7 +82,8 @@ struct Gateway {
                     dispatcher.wake(consumers: event.consumers)
                 }
             },
-            dedupRetention: configuration.dedupRetention
+            dedupRetention: configuration.dedupRetention,
+            dedupRules: configuration.dedupRules
         )
         let ingressCertificate = try configuration.listen.tls.map { files throws(ReloadableCertificate.LoadError) in
             try ReloadableCertificate(files: files)
@@ -125,7 +126,8 @@ struct Gateway {
                     store: store,
                     consumers: configuration.consumers.map(\.name),
                     now: now,
-                    onReplayed: { dispatcher.wake(consumers: [$0]) }
+                    onReplayed: { dispatcher.wake(consumers: [$0]) },
+                    schemes: Dictionary(configuration.sources.map { ($0.name, $0.scheme) }, uniquingKeysWith: { first, _ in first })
                 ),
                 registry: registry,
                 refreshGauges: {

@@ -8,7 +8,9 @@ import Metrics
 /// `webhook_gateway_deliveries_total{consumer,outcome}` (outcome `delivered`, `retried`,
 /// `dead_lettered`). Besides those: `webhook_gateway_delivery_latency_seconds{consumer}`, a
 /// histogram from an event's receipt to its consumer's 2xx, and `webhook_gateway_consumer_paused{consumer}`
-/// (1 while the consumer is paused and probed).
+/// (1 while the consumer is paused and probed), and `webhook_gateway_sandbox_requests_total{source,outcome}`
+/// (outcome `accepted` or `duplicate`): the TikTok sandbox events among the requests, counted
+/// apart so that a team testing payments can see its traffic, and production is the difference.
 struct GatewayMetrics: DispatchObserver, Sendable {
     enum RequestOutcome: String, CaseIterable, Sendable {
         case accepted
@@ -21,6 +23,7 @@ struct GatewayMetrics: DispatchObserver, Sendable {
     }
 
     private let requests: [String: [RequestOutcome: Counter]]
+    private let sandboxRequests: [String: [RequestOutcome: Counter]]
     private let queueDepths: [String: Gauge]
     private let deadLetters: [String: Counter]
     private let deliveries: [String: [DeliveryOutcome: Counter]]
@@ -45,6 +48,17 @@ struct GatewayMetrics: DispatchObserver, Sendable {
             }
         }
         self.requests = requests
+        var sandboxRequests: [String: [RequestOutcome: Counter]] = [:]
+        for source in sources {
+            for outcome in [RequestOutcome.accepted, .duplicate] {
+                sandboxRequests[source, default: [:]][outcome] = Counter(
+                    label: "webhook_gateway_sandbox_requests_total",
+                    dimensions: [("source", source), ("outcome", outcome.rawValue)],
+                    factory: factory
+                )
+            }
+        }
+        self.sandboxRequests = sandboxRequests
         var depths: [String: Gauge] = [:]
         for consumer in consumers {
             depths[consumer] = Gauge(label: "webhook_gateway_queue_depth", dimensions: [("consumer", consumer)], factory: factory)
@@ -97,8 +111,10 @@ struct GatewayMetrics: DispatchObserver, Sendable {
         deliveries[consumer]?[.deadLettered]?.increment(by: count)
     }
 
-    func request(source: String, outcome: RequestOutcome) {
+    /// A request's outcome; a TikTok sandbox event is also counted in the sandbox counter.
+    func request(source: String, outcome: RequestOutcome, sandbox: Bool = false) {
         requests[source]?[outcome]?.increment()
+        if sandbox { sandboxRequests[source]?[outcome]?.increment() }
     }
 
     func queueDepth(consumer: String, depth: Int) {

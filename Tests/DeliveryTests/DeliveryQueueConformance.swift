@@ -201,6 +201,31 @@ extension StoreConformance {
         #expect(claimed.map(\.eventID) == [deadLetter.eventID])
         #expect(claimed.first?.body == Data([0xFF, 0x00, 0x7B]))
         #expect(claimed.first?.dedupKey == deadLetter.dedupKey)
+        #expect(claimed.first?.sandbox == false)
+    }
+
+    /// An event stored again from its dead-letter line keeps what the gateway read from its
+    /// envelope: its sandbox flag (the `webhook-sandbox` header) and its order lane.
+    func replayedEventsKeepTheirSandboxFlagAndOrder() async throws {
+        let clock = ManualClock()
+        let store = try makeStore({ clock.now }, .seconds(72 * 3_600))
+        func deadLetter(_ name: String) -> DeadLetter {
+            var deadLetter = DeadLetter(
+                id: "dl_01TESTREPLAYSANDBOX\(name)", eventID: "evt_01TESTREPLAYSANDBOX\(name)", consumer: "orders",
+                source: "tiktok", eventType: "minis.trade_order.redeem.success", dedupKey: "tiktok:x:\(name)",
+                receivedAt: clock.now, deadLetteredAt: clock.now, reason: "max attempts", attempts: [], headers: [:],
+                body: Data("{}".utf8))
+            deadLetter.orderID = "42"
+            deadLetter.sandbox = true
+            return deadLetter
+        }
+        _ = try await store.replay([deadLetter("A"), deadLetter("B")], consumer: "orders", force: false, dryRun: false, now: clock.now)
+        // One order: the second event waits for the first.
+        let claimed = try await claim(store, clock)
+        #expect(claimed.map(\.eventID) == ["evt_01TESTREPLAYSANDBOXA"])
+        #expect(claimed.first?.sandbox == true)
+        try await store.finish([.delivered(id: claimed[0].id)])
+        #expect(try await claim(store, clock).map(\.eventID) == ["evt_01TESTREPLAYSANDBOXB"])
     }
 
     /// A probe (a claim that ignores the schedule) takes the delivery whose next attempt is
@@ -279,5 +304,6 @@ extension StoreConformance {
         try await eventsStoredAsDeadLettersSkipTheQueue()
         try await replayQueuesOnceUnlessForced()
         try await replayStoresTheEventAgainIfItIsGone()
+        try await replayedEventsKeepTheirSandboxFlagAndOrder()
     }
 }

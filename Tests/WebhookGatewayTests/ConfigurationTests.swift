@@ -226,6 +226,48 @@ struct ConfigurationTests {
         #expect(expectError(document) == "events: expected an object, found a string")
     }
 
+    @Test func dedupKeysAreReadInOrder() throws {
+        var document = Self.document()
+        document["dedup"] = [
+            "retention": "7d",
+            "keys": [
+                ["events": ["minis.subscription.*"], "fields": ["event", "content.order_id", "create_time"]],
+                ["events": ["1", "12"], "fields": ["shop_id", "data.order_id", "timestamp", "tts_notification_id", "type"]],
+            ],
+        ]
+        let rules = try parse(document).dedupRules
+        #expect(
+            rules.map(\.fields.description) == [
+                "[event, content.order_id, create_time]", "[shop_id, data.order_id, timestamp, tts_notification_id, type]",
+            ])
+        #expect(rules[0].applies(to: "minis.subscription.renew") && !rules[0].applies(to: "minis.trade_order.redeem.success"))
+        #expect(rules[1].applies(to: "12") && !rules[1].applies(to: "1x"))
+        #expect(try parse(Self.document()).dedupRules.isEmpty)
+    }
+
+    /// `check-config` names the rule and the field: a typo in a dedup key must not silently key
+    /// every event by its body.
+    @Test(arguments: [
+        (
+            #"{"events": ["minis.subscription.*"], "fields": ["event", "content.orderid.x"]}"#,
+            #"dedup.keys[1].fields[1]: unknown field "content.orderid.x"; expected one of event, create_time, client_key, user_openid, type, shop_id, timestamp, tts_notification_id, content.<name> or data.<name>"#
+        ),
+        (#"{"events": ["e"], "fields": ["order_id"]}"#, #"dedup.keys[1].fields[0]: unknown field "order_id"; expected one of"#),
+        (#"{"events": ["e"], "fields": []}"#, "dedup.keys[1].fields: at least one field is needed"),
+        (#"{"events": [], "fields": ["event"]}"#, "dedup.keys[1].events: at least one event pattern is needed"),
+        (#"{"events": ["a*b"], "fields": ["event"]}"#, #"dedup.keys[1].events[0]: "a*b" is not an event name or a prefix ending in *"#),
+        (#"{"fields": ["event"]}"#, "dedup.keys[1].events: is required"),
+        (#"{"events": ["e"], "fields": ["event"], "field": ["x"]}"#, "dedup.keys[1].field: unknown key"),
+        (#"{"events": ["e"], "fields": [7]}"#, "dedup.keys[1].fields[0]: expected a string"),
+    ])
+    func dedupKeyErrorsNameTheRule(rule: String, expected: String) throws {
+        var document = Self.document()
+        let second = try JSONSerialization.jsonObject(with: Data(rule.utf8))
+        document["dedup"] = ["keys": [["events": ["x"], "fields": ["event"]], second]]
+        let error = expectError(document)
+        #expect(error.hasPrefix(expected), "\(error)")
+    }
+
     @Test func missingEnvironmentVariableNamesFieldAndVariable() {
         var environment = Self.environment
         environment["TIKTOK_SHOP_APP_SECRET"] = nil

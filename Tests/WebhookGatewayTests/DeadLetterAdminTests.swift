@@ -67,7 +67,8 @@ struct DeadLetterAdminTests {
                 store: fixture.store,
                 consumers: ["orders"],
                 now: { Date() },
-                onReplayed: { consumer in replayed.withLock { $0.append(consumer) } }
+                onReplayed: { consumer in replayed.withLock { $0.append(consumer) } },
+                schemes: ["tiktok": .tiktok]
             )
             return Application(
                 router: AdminRouter.make(
@@ -376,6 +377,36 @@ struct DeadLetterAdminTests {
         try FileManager.default.createDirectory(
             atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
         try text.write(toFile: path, atomically: false, encoding: .utf8)
+    }
+
+    /// A dead letter whose event is no longer stored (pruned, or a new database) is stored again
+    /// from its line, and what its envelope says comes back with it: TikTok's vector is a sandbox
+    /// payment for an order, so the delivery carries `webhook-sandbox: true` and keeps its order lane.
+    @Test func replayOfAPrunedEventKeepsItsSandboxFlagAndOrder() async throws {
+        let setup = try await Setup(count: 0)
+        // Two dead letters of the same order (the vector's body, delivered twice).
+        let lines = ["dl_01TESTPRUNEDSANDBOX0000001", "dl_01TESTPRUNEDSANDBOX0000002"].enumerated().map { index, id in
+            var line = Self.letter(id, at: 1_795_514_400 + Double(index))
+            line.body = IngressTests.tiktokBody
+            return line
+        }
+        try setup.writer.append(lines, consumer: "orders")
+        try await setup.application().test(.router) { client in
+            let answer = try await Self.replay(client, #"{"consumer":"orders"}"#)
+            #expect(answer["replayed"] as? Int == 2)
+        }
+        func claim() async throws -> [ClaimedDelivery] {
+            try await setup.fixture.store.claim(
+                consumer: "orders", limit: 10, now: Date(), leaseUntil: Date().addingTimeInterval(60), asProbe: false)
+        }
+        // One at a time: the order lane came back with the event.
+        let first = try await claim()
+        #expect(first.map(\.eventID) == [lines[0].eventID])
+        #expect(first.first?.sandbox == true)
+        try await setup.fixture.store.finish([.delivered(id: first[0].id)])
+        let second = try await claim()
+        #expect(second.map(\.eventID) == [lines[1].eventID])
+        #expect(second.first?.sandbox == true)
     }
 
     @Test func replayOfManyChunksQueuesEachOnceInOrder() async throws {

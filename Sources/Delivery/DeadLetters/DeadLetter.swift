@@ -40,6 +40,11 @@ public struct DeadLetter: Sendable, Hashable, Codable {
     public var headers: [String: String]
     public var body: String?
     public var bodyBase64: String?
+    /// What the event's envelope says, read again from `body` by the gateway before a replay (not
+    /// part of the line): a replay that has to store a pruned event again keeps its order lane
+    /// and its sandbox flag.
+    public var orderID: String?
+    public var sandbox = false
 
     enum CodingKeys: String, CodingKey {
         case id

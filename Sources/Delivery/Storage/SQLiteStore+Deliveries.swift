@@ -191,8 +191,8 @@ extension SQLiteStore {
             // line has everything needed to store it again.
             let insertEvent = try db.cachedStatement(
                 sql: """
-                    INSERT OR IGNORE INTO events (id, source, event_type, dedup_key, order_id, received_at, headers, body)
-                    VALUES (?, ?, ?, ?, NULL, ?, ?, ?)
+                    INSERT OR IGNORE INTO events (id, source, event_type, dedup_key, order_id, received_at, headers, body, sandbox)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
             )
             let insertDelivery = try db.cachedStatement(
@@ -222,9 +222,10 @@ extension SQLiteStore {
                     throw StoreError.corrupt("dead letter \(deadLetter.id) has no body")
                 }
                 try insertEvent.execute(arguments: [
-                    deadLetter.eventID, deadLetter.source, deadLetter.eventType, deadLetter.dedupKey,
+                    deadLetter.eventID, deadLetter.source, deadLetter.eventType, deadLetter.dedupKey, deadLetter.orderID,
                     deadLetter.receivedAt.milliseconds,
                     Self.headersJSON(deadLetter.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }), body,
+                    deadLetter.sandbox,
                 ])
                 try insertDelivery.execute(arguments: [
                     consumer, nowMilliseconds, nowMilliseconds, deadLetter.id, deadLetter.eventID,

@@ -1,5 +1,6 @@
 import Delivery
 import Foundation
+import Verification
 
 /// Which dead letters an operator means: by id, event type, dedup key and a time range on
 /// `deadLetteredAt` (`since` included, `until` excluded). Empty means all.
@@ -66,6 +67,9 @@ struct DeadLetterAdmin: Sendable {
     let now: @Sendable () -> Date
     /// Called after dead letters of this consumer were queued again.
     let onReplayed: @Sendable (String) -> Void
+    /// Each source's signature scheme, by source name: a replayed line's body is read again as
+    /// its scheme's envelope, so that an event stored again keeps its order and sandbox flag.
+    var schemes: [String: SignatureScheme] = [:]
 
     var listable: [String] { consumers + [DeadLetterService.unparsedConsumer] }
 
@@ -114,7 +118,7 @@ struct DeadLetterAdmin: Sendable {
             var replayed = ReplayResult()
             for start in stride(from: 0, to: selectedEntries.count, by: Self.replayChunkSize) {
                 let chunk = selectedEntries[start..<min(start + Self.replayChunkSize, selectedEntries.count)]
-                let lines = try await Self.offload { index.load(chunk, consumer: consumer) }
+                let lines = try await Self.offload { index.load(chunk, consumer: consumer).map(withEnvelope) }
                 let part = try await store.replay(lines, consumer: consumer, force: force, dryRun: false, now: now())
                 replayed.replayed += part.replayed
                 replayed.skipped += part.skipped
@@ -124,5 +128,17 @@ struct DeadLetterAdmin: Sendable {
             result = replayed
         }
         return ReplayOutcome(result: result, notFound: notFound)
+    }
+
+    /// `deadLetter` with its envelope's order id and sandbox flag, read from its body.
+    private func withEnvelope(_ deadLetter: DeadLetter) -> DeadLetter {
+        guard let scheme = schemes[deadLetter.source], let body = deadLetter.bodyBytes,
+            case .envelope(let envelope) = Envelope.parse(
+                body: body, source: deadLetter.source, verified: .verifiedOnArrival(scheme: scheme))
+        else { return deadLetter }
+        var deadLetter = deadLetter
+        deadLetter.orderID = envelope.orderID
+        deadLetter.sandbox = envelope.isSandbox == true
+        return deadLetter
     }
 }

@@ -122,6 +122,8 @@ struct GatewayConfiguration: Sendable {
     var storage: Storage
     var deadLetterDirectory: String
     var dedupRetention: Duration = .seconds(7 * 86_400)
+    /// `dedup.keys`: the rules that override the scheme's dedup key for the events they match.
+    var dedupRules: [DedupRule] = []
     /// How long a stored event is kept after all of its deliveries have finished (`events.retention`).
     var eventRetention: Duration = .seconds(7 * 86_400)
     var sources: [Source]
@@ -178,6 +180,12 @@ extension GatewayConfiguration {
         return try parse(root)
     }
 
+    /// The `dedup` section as read (a struct, not a tuple: the compiler crashes on a tuple here).
+    private struct Dedup {
+        var retention: Duration?
+        var keys: [DedupRule]?
+    }
+
     private static func parse(_ root: ConfigurationReader) throws(ConfigurationError) -> GatewayConfiguration {
         var object = try root.object()
         let listen = try object.optional("listen", parseListener) ?? Listener()
@@ -195,7 +203,7 @@ extension GatewayConfiguration {
             try fields.finish()
             return directory
         }
-        let retention = try object.optional("dedup") { reader throws(ConfigurationError) in
+        let dedup = try object.optional("dedup") { reader throws(ConfigurationError) -> Dedup in
             var fields = try reader.object()
             let retention = try fields.optional("retention") { reader throws(ConfigurationError) in
                 let retention = try reader.duration()
@@ -204,8 +212,11 @@ extension GatewayConfiguration {
                 }
                 return retention
             }
+            let keys = try fields.optional("keys") { reader throws(ConfigurationError) in
+                try reader.list().map(parseDedupRule)
+            }
             try fields.finish()
-            return retention
+            return Dedup(retention: retention, keys: keys)
         }
         let eventRetention = try object.optional("events", parseEvents)
         let sources = try object.required("sources") { reader throws(ConfigurationError) in
@@ -229,7 +240,8 @@ extension GatewayConfiguration {
         )
         if let maxBodyBytes { configuration.maxBodyBytes = maxBodyBytes }
         if let limits { configuration.limits = limits }
-        if let retention = retention ?? nil { configuration.dedupRetention = retention }
+        if let retention = dedup?.retention { configuration.dedupRetention = retention }
+        if let keys = dedup?.keys { configuration.dedupRules = keys }
         if let eventRetention = eventRetention ?? nil { configuration.eventRetention = eventRetention }
         configuration.secretFields = root.secretFields.fields
         try configuration.validateReferences()
@@ -404,6 +416,42 @@ extension GatewayConfiguration {
         return source
     }
 
+    /// A `dedup.keys` rule: `events` (patterns, as in `consumers[].events`) and `fields` (envelope
+    /// fields, `content.X` or `data.X`), both non-empty; an unknown field name is an error naming
+    /// the rule and the field.
+    private static func parseDedupRule(_ reader: ConfigurationReader) throws(ConfigurationError) -> DedupRule {
+        var object = try reader.object()
+        let events = try object.required("events") { reader throws(ConfigurationError) in
+            let items = try reader.list()
+            guard !items.isEmpty else { throw reader.fail("at least one event pattern is needed") }
+            return try items.map(parseEventPattern)
+        }
+        let fields = try object.required("fields") { reader throws(ConfigurationError) in
+            let items = try reader.list()
+            guard !items.isEmpty else { throw reader.fail("at least one field is needed") }
+            return try items.map { item throws(ConfigurationError) in
+                let name = try item.nonEmptyString()
+                guard let field = DedupRule.Field(name) else {
+                    throw item.fail(
+                        "unknown field \(ConfigurationReader.quoted(name)); expected one of "
+                            + DedupRule.Field.envelopeNames.joined(separator: ", ") + ", content.<name> or data.<name>")
+                }
+                return field
+            }
+        }
+        try object.finish()
+        return DedupRule(events: events, fields: fields)
+    }
+
+    /// An event pattern: an event name, or a prefix ending in `*`.
+    private static func parseEventPattern(_ item: ConfigurationReader) throws(ConfigurationError) -> EventPattern {
+        let text = try item.nonEmptyString()
+        guard let pattern = EventPattern(text) else {
+            throw item.fail("\(ConfigurationReader.quoted(text)) is not an event name or a prefix ending in *")
+        }
+        return pattern
+    }
+
     private static func parseConsumer(_ reader: ConfigurationReader) throws(ConfigurationError) -> Consumer {
         var object = try reader.object()
         let name = try object.required("name", parseName)
@@ -432,13 +480,7 @@ extension GatewayConfiguration {
             try reader.list().map { item throws(ConfigurationError) in try item.nonEmptyString() }
         }
         consumer.events = try object.optional("events") { reader throws(ConfigurationError) in
-            try reader.list().map { item throws(ConfigurationError) in
-                let text = try item.nonEmptyString()
-                guard let pattern = EventPattern(text) else {
-                    throw item.fail("\(ConfigurationReader.quoted(text)) is not an event name or a prefix ending in *")
-                }
-                return pattern
-            }
+            try reader.list().map(parseEventPattern)
         }
         if let timeout = try object.optional("timeout", { try $0.duration() }) {
             guard timeout > .zero else { throw reader.child(.null, "timeout").fail("must be more than 0") }
@@ -494,29 +536,6 @@ extension GatewayConfiguration {
                 "\(ConfigurationReader.quoted(name)) is not a valid name (1–64 of A–Z a–z 0–9 . _ -, not starting with _ or .)")
         }
         return name
-    }
-}
-
-/// An `events` pattern: an exact event name, or a prefix ending in `*` (`*` alone matches all).
-struct EventPattern: Sendable, Hashable {
-    private let text: String
-    private let isPrefix: Bool
-
-    init?(_ pattern: String) {
-        let stars = pattern.filter { $0 == "*" }.count
-        if stars == 0 {
-            text = pattern
-            isPrefix = false
-        } else if stars == 1 && pattern.hasSuffix("*") {
-            text = String(pattern.dropLast())
-            isPrefix = true
-        } else {
-            return nil
-        }
-    }
-
-    func matches(_ eventType: String) -> Bool {
-        isPrefix ? eventType.hasPrefix(text) : eventType == text
     }
 }
 

@@ -33,6 +33,8 @@ struct Ingestor: Sendable {
     /// How long dedup keys are kept: a Shop notification older than this could be a replay whose
     /// key has expired, so it is refused (its signature has no timestamp of its own).
     var dedupRetention: Duration = .seconds(7 * 86_400)
+    /// `dedup.keys`: the rules that override the scheme's key for the events they match.
+    var dedupRules: [DedupRule] = []
 
     /// Checks the source's signature header for presence and form, before the body is read: a
     /// refusal is counted and logged as any other (`unauthorized`); `nil` means go on.
@@ -83,7 +85,7 @@ struct Ingestor: Sendable {
             return .unauthorized(error)
         }
 
-        let parsed = Envelope.parse(body: body, source: source.name, verified: verified)
+        let parsed = Envelope.parse(body: body, source: source.name, verified: verified, rules: dedupRules)
         if verified.scheme == .tiktokShop, case .envelope(let envelope) = parsed, let timestamp = envelope.timestamp,
             receivedAt.timeIntervalSince1970 - Double(timestamp) > Double(dedupRetention.milliseconds) / 1_000
         {
@@ -123,7 +125,7 @@ struct Ingestor: Sendable {
         do {
             switch try await store.accept(event) {
             case .accepted(let id):
-                metrics.request(source: source.name, outcome: .accepted)
+                metrics.request(source: source.name, outcome: .accepted, sandbox: event.sandbox)
                 logger.info(
                     "event accepted",
                     metadata: [
@@ -134,7 +136,7 @@ struct Ingestor: Sendable {
                 onStored(event)
                 return .accepted(eventID: id)
             case .duplicate(let firstID):
-                metrics.request(source: source.name, outcome: .duplicate)
+                metrics.request(source: source.name, outcome: .duplicate, sandbox: event.sandbox)
                 logger.info("duplicate event", metadata: ["source": "\(source.name)", "event.id": "\(firstID)"])
                 return .duplicate(firstEventID: firstID)
             }

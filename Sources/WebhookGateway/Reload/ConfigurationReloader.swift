@@ -130,7 +130,7 @@ extension GatewayConfiguration {
         check(limits == new.limits, "limits")
         check(storage.path == new.storage.path, "storage")
         check(deadLetterDirectory == new.deadLetterDirectory, "deadLetters")
-        check(dedupRetention == new.dedupRetention, "dedup")
+        check(dedupRetention == new.dedupRetention && dedupRules == new.dedupRules, "dedup")
         check(eventRetention == new.eventRetention, "events")
         check(
             sources.map { [$0.name, $0.path, $0.scheme.description] } == new.sources.map { [$0.name, $0.path, $0.scheme.description] },
