@@ -97,6 +97,14 @@ extension BinaryTests {
             ])
             #expect(again.stdout.hasPrefix(#"200 {"status":"duplicate""#), "\(again.stdout)")
 
+            // Twelve sandbox renewals of one subscription are twelve events.
+            let renewals = try await self.gateway([
+                "send-test-event", "--config", config, "--url", "http://127.0.0.1:\(gateway.ingressPort)/webhooks/tiktok",
+                "--event", "minis.subscription.renew", "--order-id", "S1", "--sandbox", "--count", "12",
+            ])
+            #expect(renewals.status == 0, "\(renewals.stdout) \(renewals.stderr)")
+            #expect(renewals.stdout.hasSuffix("sent 12: accepted 12, duplicate 0, failed 0\n"), "\(renewals.stdout)")
+
             // A wrong secret is refused with a non-zero exit.
             let refused = try await self.gateway([
                 "send-test-event", "--url", "http://127.0.0.1:\(gateway.ingressPort)/webhooks/tiktok", "--scheme", "tiktok",
