@@ -6,6 +6,7 @@ struct WebhookGatewayCommand: AsyncParsableCommand {
         commandName: "webhook-gateway",
         abstract: "An edge service for TikTok webhooks: verify, de-duplicate, store durably, fan out.",
         subcommands: [
+            DevCommand.self,
             ServeCommand.self, CheckConfigCommand.self, DeadLettersCommand.self, SignCommand.self, SendTestEventCommand.self,
         ]
     )

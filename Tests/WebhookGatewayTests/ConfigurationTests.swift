@@ -10,6 +10,7 @@ struct ConfigurationTests {
         "TIKTOK_SHOP_APP_KEY": "68xu9ks5p4i8",
         "TIKTOK_SHOP_APP_SECRET": "e59af819cc",
         "ORDERS_SIGNING_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "ORDERS_SANDBOX_SIGNING_SECRET": "whsec_c2FuZGJveC1zZWNyZXQtZm9yLXRoZS10ZXN0cw==",
         "WEBHOOK_GATEWAY_ADMIN_TOKEN": "an-admin-token-of-some-length",
     ]
 
@@ -99,6 +100,9 @@ struct ConfigurationTests {
             path: root.appendingPathComponent("config.example.json").path, environment: Self.environment)
         #expect(configuration.sources.map(\.name) == ["tiktok", "tiktok-shop"])
         #expect(configuration.storage.path == root.appendingPathComponent("data/gateway.sqlite").path)
+        // A team tests payments in TikTok's sandbox without the production consumer unlocking anything.
+        #expect(configuration.consumers.map(\.name) == ["orders", "orders-sandbox"])
+        #expect(configuration.consumers.map(\.sandbox) == [.exclude, .only])
     }
 
     @Test(arguments: [
