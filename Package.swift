@@ -54,11 +54,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The configuration file: reading and checking it, resolving its secrets. A library so that
+        // its fuzz target can link it without the executable's `main`.
+        .target(
+            name: "GatewayConfiguration",
+            dependencies: ["Verification", "Delivery"],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "WebhookGateway",
             dependencies: [
                 "Verification",
                 "Delivery",
+                "GatewayConfiguration",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -113,6 +121,7 @@ let package = Package(
             name: "WebhookGatewayTests",
             dependencies: [
                 "WebhookGateway",
+                "GatewayConfiguration",
                 "ExampleConsumer",
                 "Delivery",
                 "Verification",

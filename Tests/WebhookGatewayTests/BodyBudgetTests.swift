@@ -3,6 +3,7 @@ import HTTPTypes
 import NIOCore
 import Testing
 
+@testable import GatewayConfiguration
 @testable import WebhookGateway
 
 /// The budget of request bodies held in memory at once: its arithmetic, and the ingress answering

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import Verification
 
+@testable import GatewayConfiguration
 @testable import WebhookGateway
 
 struct ConfigurationTests {

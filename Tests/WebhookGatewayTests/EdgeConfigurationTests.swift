@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import Verification
 
+@testable import GatewayConfiguration
 @testable import WebhookGateway
 
 /// The `limits` and `tls` keys, what a reload may change, and check-config's secret audit.

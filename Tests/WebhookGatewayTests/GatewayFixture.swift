@@ -6,6 +6,7 @@ import Metrics
 import MetricsTestKit
 import Verification
 
+@testable import GatewayConfiguration
 @testable import WebhookGateway
 
 /// An ingress responder on a real SQLite store in a temporary folder, with a fixed clock and

@@ -9,6 +9,7 @@ import Synchronization
 import Testing
 import Verification
 
+@testable import GatewayConfiguration
 @testable import WebhookGateway
 
 /// What happens to a request's body at the ingress: the signature header's form is checked before

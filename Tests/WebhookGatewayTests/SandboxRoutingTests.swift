@@ -5,6 +5,7 @@ import Prometheus
 import Testing
 import Verification
 
+@testable import GatewayConfiguration
 @testable import WebhookGateway
 
 /// A TikTok sandbox payment (`"is_sandbox": true` in the vector's content) reaches the consumer

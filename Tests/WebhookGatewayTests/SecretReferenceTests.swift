@@ -3,6 +3,7 @@ import Foundation
 import Testing
 import Verification
 
+@testable import GatewayConfiguration
 @testable import WebhookGateway
 
 /// `env:`, `file:`, `credential:` and literal secrets, read the same way by the configuration, the

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GatewayConfiguration
 
 struct CheckConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

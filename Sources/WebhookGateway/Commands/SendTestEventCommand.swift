@@ -2,6 +2,7 @@ import ArgumentParser
 import AsyncHTTPClient
 import Delivery
 import Foundation
+import GatewayConfiguration
 import NIOCore
 import NIOHTTP1
 import NIOSSL

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GatewayConfiguration
 import Logging
 
 struct ServeCommand: AsyncParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GatewayConfiguration
 import Verification
 
 /// How the developer tools find the secret to sign with: a source of a configuration file, or a

@@ -1,3 +1,4 @@
+import GatewayConfiguration
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore

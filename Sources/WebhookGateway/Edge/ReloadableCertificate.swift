@@ -1,3 +1,4 @@
+import GatewayConfiguration
 import Logging
 import NIOCore
 import NIOSSL

@@ -1,5 +1,6 @@
 import Delivery
 import Foundation
+import GatewayConfiguration
 import HTTPTypes
 import Hummingbird
 import Logging

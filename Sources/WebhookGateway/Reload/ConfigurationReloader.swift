@@ -1,4 +1,5 @@
 import Delivery
+import GatewayConfiguration
 import Logging
 import ServiceLifecycle
 import Synchronization

@@ -1,3 +1,4 @@
+import GatewayConfiguration
 import Verification
 
 /// The parts of the configuration that a reload (SIGHUP) changes while the gateway runs: the

@@ -1,5 +1,5 @@
-import Foundation
-import Verification
+package import Foundation
+package import Verification
 
 /// Where a secret comes from, as the configuration and the developer tools write it:
 ///
@@ -21,8 +21,8 @@ import Verification
 ///
 /// `description` shows the reference (`env:NAME`, `file:PATH`, `credential:NAME`, or `a literal`),
 /// never a literal's text.
-struct SecretReference: Sendable, Hashable, CustomStringConvertible {
-    enum Form: Sendable, Hashable {
+package struct SecretReference: Sendable, Hashable, CustomStringConvertible {
+    package enum Form: Sendable, Hashable {
         case environment(name: String)
         case file(path: String)
         case credential(name: String)
@@ -32,13 +32,13 @@ struct SecretReference: Sendable, Hashable, CustomStringConvertible {
     /// The environment variable that names systemd's credentials folder.
     static let credentialsDirectoryVariable = "CREDENTIALS_DIRECTORY"
 
-    let form: Form
+    package let form: Form
     /// The text of a literal; empty for the other forms.
     private let literal: Secret
 
     /// Reads a reference; fails on a prefix without a name or path, and on a credential name that
     /// is not a plain file name.
-    init(parsing text: String) throws(SecretReferenceError) {
+    package init(parsing text: String) throws(SecretReferenceError) {
         var literal = Secret("")
         if text.hasPrefix("env:") {
             let name = String(text.dropFirst(4))
@@ -62,7 +62,7 @@ struct SecretReference: Sendable, Hashable, CustomStringConvertible {
         self.literal = literal
     }
 
-    var description: String {
+    package var description: String {
         switch form {
         case .environment(let name): "env:\(name)"
         case .file(let path): "file:\(path)"
@@ -73,7 +73,7 @@ struct SecretReference: Sendable, Hashable, CustomStringConvertible {
 
     /// Whether a reload reads the value again (`file:` and `credential:`); `env:` is fixed until
     /// a restart, and a literal changes with the configuration file.
-    var isReadAgainOnReload: Bool {
+    package var isReadAgainOnReload: Bool {
         switch form {
         case .file, .credential: true
         case .environment, .literal: false
@@ -97,7 +97,7 @@ struct SecretReference: Sendable, Hashable, CustomStringConvertible {
 
     /// The secret's value now. Fails when it cannot be read or is empty; the error names the
     /// reference, never the value.
-    func resolve(baseDirectory: URL, environment: [String: String]) throws(SecretReferenceError) -> Secret {
+    package func resolve(baseDirectory: URL, environment: [String: String]) throws(SecretReferenceError) -> Secret {
         let bytes: [UInt8]
         switch form {
         case .environment(let name):

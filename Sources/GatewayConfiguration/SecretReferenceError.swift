@@ -3,7 +3,7 @@
 /// The description names the reference (a variable, a path, a credential name), never a value,
 /// and not the field: the configuration reader puts the field's path in front. A file that cannot
 /// be read keeps the underlying error as ``cause``; two errors are equal by what they say.
-struct SecretReferenceError: Error, Hashable, Sendable, CustomStringConvertible {
+package struct SecretReferenceError: Error, Hashable, Sendable, CustomStringConvertible {
     private enum Code: Hashable, Sendable {
         case missingName(prefix: String, needs: String)
         case credentialNameNotPlain
@@ -34,7 +34,7 @@ struct SecretReferenceError: Error, Hashable, Sendable, CustomStringConvertible 
     /// `what` is "environment variable NAME", "secret file PATH", "credential NAME" or "the literal secret".
     static func empty(_ what: String) -> Self { Self(.empty(what)) }
 
-    var description: String {
+    package var description: String {
         switch code {
         case .missingName(let prefix, let needs):
             "\"\(prefix)\" needs \(needs)"
@@ -52,6 +52,6 @@ struct SecretReferenceError: Error, Hashable, Sendable, CustomStringConvertible 
         }
     }
 
-    static func == (lhs: Self, rhs: Self) -> Bool { lhs.code == rhs.code }
-    func hash(into hasher: inout Hasher) { hasher.combine(code) }
+    package static func == (lhs: Self, rhs: Self) -> Bool { lhs.code == rhs.code }
+    package func hash(into hasher: inout Hasher) { hasher.combine(code) }
 }

@@ -21,9 +21,9 @@ import Synchronization
 /// guard budget.reserve(1_024, bodyTotal: 1_024) else { return .serviceUnavailable }
 /// defer { budget.release(1_024) }
 /// ```
-final class BodyBudget: Sendable {
+package final class BodyBudget: Sendable {
     /// A body up to this size may use the share of the budget kept for small bodies.
-    static let smallBodyBytes = 64 << 10
+    package static let smallBodyBytes = 64 << 10
     /// The part of the budget only small bodies may use, as a fraction's denominator (1/8).
     static let smallBodyShare = 8
 
@@ -34,12 +34,12 @@ final class BodyBudget: Sendable {
     static let defaultLimit = 32 << 20
 
     /// Bytes that may be held at once.
-    let limit: Int
+    package let limit: Int
     /// What a body larger than ``smallBodyBytes`` may fill the budget up to.
     private let largeBodyLimit: Int
     private let used = Atomic<Int>(0)
 
-    init(limit: Int = BodyBudget.defaultLimit) {
+    package init(limit: Int = BodyBudget.defaultLimit) {
         precondition(limit > 0, "the budget must be positive")
         self.limit = limit
         self.largeBodyLimit = limit - limit / Self.smallBodyShare
@@ -50,7 +50,7 @@ final class BodyBudget: Sendable {
 
     /// Reserves `bytes` more for a body whose total, with them, is `bodyTotal`; `false` if they do
     /// not fit (nothing is reserved then).
-    func reserve(_ bytes: Int, bodyTotal: Int) -> Bool {
+    package func reserve(_ bytes: Int, bodyTotal: Int) -> Bool {
         let ceiling = bodyTotal <= Self.smallBodyBytes ? limit : largeBodyLimit
         var current = used.load(ordering: .relaxed)
         while true {
@@ -66,7 +66,7 @@ final class BodyBudget: Sendable {
     }
 
     /// Gives back `bytes` reserved earlier.
-    func release(_ bytes: Int) {
+    package func release(_ bytes: Int) {
         guard bytes > 0 else { return }
         used.subtract(bytes, ordering: .relaxed)
     }

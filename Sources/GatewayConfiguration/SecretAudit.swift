@@ -1,4 +1,4 @@
-import Foundation
+package import Foundation
 import Verification
 
 /// What `check-config` says about the configuration's secrets: which are missing and which are
@@ -12,25 +12,25 @@ import Verification
 /// looks like a placeholder (`changeme`, `password`, `example`, …), and one value used for two
 /// different fields (a consumer signing secret equal to a TikTok secret lets that consumer forge
 /// TikTok requests).
-struct SecretAudit {
-    struct Finding: Sendable, Hashable, CustomStringConvertible {
-        enum Kind: String, Sendable {
+package struct SecretAudit {
+    package struct Finding: Sendable, Hashable, CustomStringConvertible {
+        package enum Kind: String, Sendable {
             case missing
             case weak
         }
 
-        var kind: Kind
-        var path: String
-        var problem: String
+        package var kind: Kind
+        package var path: String
+        package var problem: String
 
-        var description: String { "\(kind.rawValue) secret: \(path): \(problem)" }
+        package var description: String { "\(kind.rawValue) secret: \(path): \(problem)" }
     }
 
     static let minimumLength = 16
     static let placeholders = ["changeme", "change-me", "change_me", "password", "example", "placeholder", "dummy", "xxxxxx", "123456"]
 
     /// Audits the secrets of the configuration document `data`.
-    static func audit(data: Data, baseDirectory: URL, environment: [String: String]) -> [Finding] {
+    package static func audit(data: Data, baseDirectory: URL, environment: [String: String]) -> [Finding] {
         guard let document = try? JSONDecoder().decode(JSONValue.self, from: data), case .object(let root) = document else {
             return []
         }

@@ -1,42 +1,42 @@
-import Delivery
-import Foundation
-import Verification
+package import Delivery
+package import Foundation
+package import Verification
 
 /// The gateway's configuration, as `../shared/SPEC.md` describes it, with every secret resolved.
 ///
 /// Load it with ``load(path:environment:)``; every error names the bad field.
-struct GatewayConfiguration: Sendable {
-    struct Listener: Sendable {
-        var host: String = "0.0.0.0"
-        var port: Int = 8080
-        var tls: TLSFiles?
+package struct GatewayConfiguration: Sendable {
+    package struct Listener: Sendable {
+        package var host: String = "0.0.0.0"
+        package var port: Int = 8080
+        package var tls: TLSFiles?
     }
 
-    struct TLSFiles: Sendable, Equatable {
-        var certificateChain: String
-        var privateKey: String
+    package struct TLSFiles: Sendable, Equatable {
+        package var certificateChain: String
+        package var privateKey: String
     }
 
-    struct Admin: Sendable {
-        var host: String = "127.0.0.1"
-        var port: Int = 9090
-        var token: Secret
-        var tls: TLSFiles?
+    package struct Admin: Sendable {
+        package var host: String = "127.0.0.1"
+        package var port: Int = 9090
+        package var token: Secret
+        package var tls: TLSFiles?
     }
 
-    struct Storage: Sendable {
-        var path: String
+    package struct Storage: Sendable {
+        package var path: String
     }
 
-    struct Source: Sendable {
-        var name: String
-        var path: String
-        var scheme: SignatureScheme
-        var secrets: [Secret]
-        var appKey: Secret?
-        var tolerance: Duration = TikTokVerifier.defaultTolerance
+    package struct Source: Sendable {
+        package var name: String
+        package var path: String
+        package var scheme: SignatureScheme
+        package var secrets: [Secret]
+        package var appKey: Secret?
+        package var tolerance: Duration = TikTokVerifier.defaultTolerance
 
-        var verifier: WebhookVerifier {
+        package var verifier: WebhookVerifier {
             switch scheme {
             case .tiktokShop: .tiktokShop(appKey: appKey ?? Secret(""), secrets: secrets)
             default: .tiktok(secrets: secrets, tolerance: tolerance)
@@ -44,34 +44,34 @@ struct GatewayConfiguration: Sendable {
         }
     }
 
-    struct Retry: Sendable, Equatable {
-        var maxAttempts: Int = 12
-        var initialDelay: Duration = .seconds(1)
-        var maxDelay: Duration = .seconds(3_600)
+    package struct Retry: Sendable, Equatable {
+        package var maxAttempts: Int = 12
+        package var initialDelay: Duration = .seconds(1)
+        package var maxDelay: Duration = .seconds(3_600)
     }
 
-    struct Consumer: Sendable {
-        var name: String
-        var url: URL
+    package struct Consumer: Sendable {
+        package var name: String
+        package var url: URL
         /// Source names; `nil` means all.
-        var sources: [String]?
+        package var sources: [String]?
         /// Event patterns; `nil` means all.
-        var events: [EventPattern]?
-        var signingSecret: Secret
+        package var events: [EventPattern]?
+        package var signingSecret: Secret
         /// Signs deliveries with `signingSecret` (made when the configuration is read, which checks it).
-        var signer: StandardWebhooksSigner
-        var timeout: Duration = .seconds(10)
-        var concurrency: Int = 16
-        var retry = Retry()
+        package var signer: StandardWebhooksSigner
+        package var timeout: Duration = .seconds(10)
+        package var concurrency: Int = 16
+        package var retry = Retry()
         /// Whether TikTok sandbox events (`content.is_sandbox` true) reach this consumer.
-        var sandbox = SandboxPolicy.include
+        package var sandbox = SandboxPolicy.include
 
         /// `consumers[].sandbox`: `include` (sandbox and production events), `exclude` (production
         /// only) or `only` (sandbox only, for a team testing payments without unlocking anything).
-        enum SandboxPolicy: String, Sendable, Equatable, CaseIterable {
+        package enum SandboxPolicy: String, Sendable, Equatable, CaseIterable {
             case include, exclude, only
 
-            func admits(sandbox: Bool) -> Bool {
+            package func admits(sandbox: Bool) -> Bool {
                 switch self {
                 case .include: true
                 case .exclude: !sandbox
@@ -81,7 +81,7 @@ struct GatewayConfiguration: Sendable {
         }
 
         /// The consumer as the dispatcher sees it.
-        var endpoint: ConsumerEndpoint {
+        package var endpoint: ConsumerEndpoint {
             ConsumerEndpoint(
                 name: name,
                 url: url.absoluteString,
@@ -93,68 +93,68 @@ struct GatewayConfiguration: Sendable {
         }
 
         /// Whether this consumer subscribes to `eventType` from `source` (a sandbox event or not).
-        func matches(source: String, eventType: String, sandbox: Bool = false) -> Bool {
+        package func matches(source: String, eventType: String, sandbox: Bool = false) -> Bool {
             (sources?.contains(source) ?? true) && (events?.contains { $0.matches(eventType) } ?? true)
                 && self.sandbox.admits(sandbox: sandbox)
         }
     }
 
     /// Per-client-address request rate on the ingress port (a token bucket).
-    struct RateLimit: Sendable, Equatable {
-        var requestsPerSecond: Int
-        var burst: Int
+    package struct RateLimit: Sendable, Equatable {
+        package var requestsPerSecond: Int
+        package var burst: Int
     }
 
     /// Limits against abuse on the ingress port (the admin port uses the same connection limits,
     /// without the rate limit).
-    struct Limits: Sendable, Equatable {
-        var connections = ConnectionLimits()
-        var rateLimit: RateLimit?
+    package struct Limits: Sendable, Equatable {
+        package var connections = ConnectionLimits()
+        package var rateLimit: RateLimit?
         /// The bytes of request bodies held in memory at once, across all requests (`nil`: the
         /// default, ``GatewayConfiguration/bufferedBodyBytes``).
-        var maxBufferedBodyBytes: Int?
+        package var maxBufferedBodyBytes: Int?
     }
 
-    var listen = Listener()
-    var maxBodyBytes = 1_048_576
-    var limits = Limits()
-    var admin: Admin
-    var storage: Storage
-    var deadLetterDirectory: String
-    var dedupRetention: Duration = .seconds(7 * 86_400)
+    package var listen = Listener()
+    package var maxBodyBytes = 1_048_576
+    package var limits = Limits()
+    package var admin: Admin
+    package var storage: Storage
+    package var deadLetterDirectory: String
+    package var dedupRetention: Duration = .seconds(7 * 86_400)
     /// `dedup.keys`: the rules that override the scheme's dedup key for the events they match.
-    var dedupRules: [DedupRule] = []
+    package var dedupRules: [DedupRule] = []
     /// How long a stored event is kept after all of its deliveries have finished (`events.retention`).
-    var eventRetention: Duration = .seconds(7 * 86_400)
-    var sources: [Source]
-    var consumers: [Consumer]
+    package var eventRetention: Duration = .seconds(7 * 86_400)
+    package var sources: [Source]
+    package var consumers: [Consumer]
     /// Every secret field that was read, with the form of its reference (never its value).
-    var secretFields: [SecretField] = []
+    package var secretFields: [SecretField] = []
 
     /// A secret field of the configuration and where its value comes from.
-    struct SecretField: Sendable, Hashable {
-        var path: String
-        var reference: SecretReference
+    package struct SecretField: Sendable, Hashable {
+        package var path: String
+        package var reference: SecretReference
     }
 
     /// The size of the body budget (``BodyBudget``): `limits.maxBufferedBodyBytes`, or by default
     /// 32 MiB, raised to twice `maxBodyBytes` when that is more.
-    var bufferedBodyBytes: Int {
+    package var bufferedBodyBytes: Int {
         limits.maxBufferedBodyBytes ?? max(BodyBudget.defaultLimit, 2 * maxBodyBytes)
     }
 
     /// TikTok retries for 72 hours; a shorter retention would let a late retry through as new.
-    static let minimumDedupRetention: Duration = .seconds(72 * 3_600)
+    package static let minimumDedupRetention: Duration = .seconds(72 * 3_600)
     /// Below an hour, an operator could not look at an event that just failed.
-    static let minimumEventRetention: Duration = .seconds(3_600)
+    package static let minimumEventRetention: Duration = .seconds(3_600)
     /// The pseudo-consumer under which verified bodies that are not envelopes are dead-lettered.
-    static let unparsedConsumer = DeadLetterService.unparsedConsumer
+    package static let unparsedConsumer = DeadLetterService.unparsedConsumer
 }
 
 extension GatewayConfiguration {
     /// Reads and validates the configuration file at `path`, resolving secrets from `environment`
     /// and relative paths against the file's folder.
-    static func load(
+    package static func load(
         path: String,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws(ConfigurationError) -> GatewayConfiguration {
@@ -165,7 +165,7 @@ extension GatewayConfiguration {
         return try parse(data: data, baseDirectory: url.deletingLastPathComponent(), environment: environment)
     }
 
-    static func parse(
+    package static func parse(
         data: Data,
         baseDirectory: URL,
         environment: [String: String]
@@ -540,27 +540,27 @@ extension GatewayConfiguration {
 }
 
 /// How the admin commands reach a running gateway: the admin listener's base URL and its token.
-struct AdminAccess: Sendable {
-    var baseURL: String
-    var token: Secret
+package struct AdminAccess: Sendable {
+    package var baseURL: String
+    package var token: Secret
     /// A PEM file of certificates to trust for an HTTPS admin listener (`--ca-file`); the
     /// system's roots when `nil`.
-    var trustedCertificates: String?
+    package var trustedCertificates: String?
 
     /// How a local client writes the address of a listener bound to `host` in a URL: a listener on
     /// every address is reached on loopback, and IPv6 addresses go in brackets.
-    static func urlHost(listeningOn host: String) -> String {
+    package static func urlHost(listeningOn host: String) -> String {
         let reachable = host == "0.0.0.0" ? "127.0.0.1" : host == "::" ? "::1" : host
         return reachable.contains(":") ? "[\(reachable)]" : reachable
     }
 
     /// The environment variable that overrides the configured token.
-    static let tokenVariable = "WEBHOOK_GATEWAY_ADMIN_TOKEN"
+    package static let tokenVariable = "WEBHOOK_GATEWAY_ADMIN_TOKEN"
 
     /// Reads only the `admin` section of the configuration at `path`, so that an operator's shell
     /// needs the admin token and nothing else (no TikTok or consumer secrets). `adminURL` and the
     /// `WEBHOOK_GATEWAY_ADMIN_TOKEN` environment variable override the configured address and token.
-    static func load(
+    package static func load(
         path: String,
         adminURL: String?,
         environment: [String: String] = ProcessInfo.processInfo.environment
