@@ -30,13 +30,30 @@ second_terminal=$(read_block 2)
 [ -n "$first_terminal" ] || fail "README has no first-terminal block under '## First run'"
 [ -n "$second_terminal" ] || fail "README has no second-terminal block under '## First run'"
 
+ports="8080 9090 7001 7002"
+listening() { curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$1/"; }
+for port in $ports; do
+    if listening "$port"; then fail "port $port is taken; the first run needs $ports free"; fi
+done
+
 work=$(mktemp -d /tmp/wg-first-run.XXXXXX)
 if [ -e data ]; then mv data "$work/data.before"; fi
 gateway_pid=""
+# Stops the first terminal's processes (SIGTERM, 15 s, then SIGKILL) and waits for the example
+# consumers' ports to close; only then is ./data put back.
+stop_everything() {
+    if [ -n "$gateway_pid" ] && kill -0 "$gateway_pid" 2>/dev/null; then
+        kill -TERM "-$gateway_pid" 2>/dev/null || true
+        for _ in $(seq 1 150); do kill -0 "$gateway_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "-$gateway_pid" 2>/dev/null || true
+    fi
+    pkill -KILL -f "example-consumer --port 700[12]" 2>/dev/null || true
+}
 cleanup() {
-    if [ -n "$gateway_pid" ] && kill -0 "$gateway_pid" 2>/dev/null; then kill -TERM "-$gateway_pid" 2>/dev/null || true; fi
+    stop_everything
     rm -rf data
     if [ -e "$work/data.before" ]; then mv "$work/data.before" data; fi
+    rm -rf "$work"
 }
 trap cleanup EXIT
 
@@ -55,15 +72,22 @@ for _ in $(seq 1 1800); do
 done
 grep -q "In a second terminal" "$work/terminal1.log" || { tail -50 "$work/terminal1.log"; fail "no banner after 15 minutes"; }
 # The gateway and the consumers listen shortly after the banner.
-for _ in $(seq 1 100); do
-    if curl -s -o /dev/null http://127.0.0.1:9090/healthz && grep -q "\[orders-sandbox\] listening" "$work/terminal1.log"; then break; fi
+ready() {
+    curl -s -o /dev/null --max-time 1 http://127.0.0.1:9090/healthz && grep -q "^\[orders\] listening on port" "$work/terminal1.log" \
+        && grep -q "^\[orders-sandbox\] listening on port" "$work/terminal1.log"
+}
+for _ in $(seq 1 150); do
+    if ready; then break; fi
+    kill -0 "$gateway_pid" 2>/dev/null || { cat "$work/terminal1.log"; fail "the first terminal's command exited"; }
     sleep 0.2
 done
+ready || { cat "$work/terminal1.log"; fail "the gateway and both example consumers were not listening 30 s after the banner"; }
 
 echo "first-run-check: terminal 2:"
 echo "$second_terminal"
 bash -e -c "$second_terminal" >"$work/terminal2.log" 2>&1 || {
     cat "$work/terminal2.log"
+    tail -30 "$work/terminal1.log"
     fail "a second-terminal command failed"
 }
 cat "$work/terminal2.log"
@@ -99,5 +123,8 @@ kill -0 "$gateway_pid" 2>/dev/null && fail "the first terminal did not stop with
 wait "$gateway_pid" || status=$?
 gateway_pid=""
 [ "$status" = 0 ] || { tail -20 "$work/terminal1.log"; fail "the first terminal exited with $status"; }
-if curl -s -o /dev/null http://127.0.0.1:7001/; then fail "the example consumer still listens after Ctrl-C"; fi
+# dev stops its consumers before it exits (they are in process groups of their own).
+for port in 7001 7002; do
+    if listening "$port"; then fail "an example consumer still listens on $port after Ctrl-C"; fi
+done
 echo "first-run-check: ok"

@@ -1,4 +1,5 @@
-/// A `dedup.keys` rule: the events it applies to and the fields their key is made of.
+/// A `dedup.keys` rule: the events it applies to and the fields their key is made of (besides
+/// the event type, which every key holds).
 ///
 /// For example `{"events": ["minis.subscription.*"], "fields": ["event", "content.order_id",
 /// "create_time"]}` keys each subscription event by its order and its creation time, so the twelve
@@ -87,11 +88,14 @@ public struct EventPattern: Sendable, Hashable, CustomStringConvertible {
 }
 
 extension DedupKey {
-    /// The key a ``DedupRule`` makes: `<source>:<field>=<value>:…` in the rule's field order,
-    /// each part percent-encoded (so a rule's key can be confused neither with another form nor
-    /// with another rule's key).
-    static func fields(source: String, values: [(DedupRule.Field, String)]) -> DedupKey {
-        var text = percentEncoded(source)
+    /// The key a ``DedupRule`` makes: `<source>:<event type>:<field>=<value>:…` in the rule's
+    /// field order, each part percent-encoded. The event type is always in it, so two events of
+    /// different types are never one (a `minis.subscription.create` and a `.renew` of one order
+    /// in one second stay two events, whatever the rule names), and only one rule applies to a
+    /// type (the first that matches). The raw `=` tells it from the other forms, whose parts
+    /// have theirs encoded.
+    static func fields(source: String, eventType: String, values: [(DedupRule.Field, String)]) -> DedupKey {
+        var text = percentEncoded(source) + ":" + percentEncoded(eventType)
         for (field, value) in values {
             text += ":" + percentEncoded(field.description) + "=" + percentEncoded(value)
         }

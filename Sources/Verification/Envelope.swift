@@ -34,6 +34,9 @@ public struct Envelope: Sendable, Hashable {
     public let shopID: String?
     /// The notification's `timestamp`, unix seconds (tiktok-shop; not part of its signature).
     public var timestamp: Int64? = nil
+    /// A `dedup.keys` rule applied to the event but a field was missing, so the key is the body's
+    /// hash: a rule that names a field the events do not have (counted and logged by the gateway).
+    public internal(set) var ruleFellBack = false
 
     /// Parses the envelope of a verified body received on the source named `source`; the first of
     /// `rules` that applies to the event's type makes its key.
@@ -56,12 +59,12 @@ public struct Envelope: Sendable, Hashable {
         guard case .envelope(var envelope) = parsed, let rule = rules.first(where: { $0.applies(to: envelope.eventType) }) else {
             return parsed
         }
-        envelope.dedupKey =
-            if let values = RuleFields.values(of: rule.fields, in: bytes) {
-                .fields(source: source, values: values)
-            } else {
-                .bodyHash(source: source, body: bytes)
-            }
+        if let values = RuleFields.values(of: rule.fields, in: bytes) {
+            envelope.dedupKey = .fields(source: source, eventType: envelope.eventType, values: values)
+        } else {
+            envelope.dedupKey = .bodyHash(source: source, body: bytes)
+            envelope.ruleFellBack = true
+        }
         return .envelope(envelope)
     }
 

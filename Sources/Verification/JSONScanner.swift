@@ -102,11 +102,9 @@ package struct JSONScanner {
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             let start = index
             let isInteger = try skipNumber()
-            // Like Foundation's parsers, a number beyond the range of a Double is invalid.
-            if !isInteger, !(Double(String(decoding: bytes[start..<index], as: UTF8.self))?.isFinite ?? false) {
-                throw Invalid()
-            }
             let text = String(decoding: bytes[start..<index], as: UTF8.self)
+            // Like Foundation's parsers, a number beyond the range of a Double is invalid.
+            if !isInteger, !(Double(text)?.isFinite ?? false) { throw Invalid() }
             return isInteger ? .integer(text) : .number(text)
         case UInt8(ascii: "{"), UInt8(ascii: "["):
             try skipValue()

@@ -8,7 +8,7 @@ public struct VerifiedRequest: Sendable, Hashable {
 
     /// Bytes that this gateway verified when they arrived and then kept (a dead letter's body,
     /// read again before a replay): the proof was given then. Never for bytes from the network.
-    public static func verifiedOnArrival(scheme: SignatureScheme) -> VerifiedRequest {
+    package static func verifiedOnArrival(scheme: SignatureScheme) -> VerifiedRequest {
         VerifiedRequest(scheme: scheme, timestamp: nil)
     }
 }

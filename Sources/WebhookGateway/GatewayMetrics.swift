@@ -10,7 +10,10 @@ import Metrics
 /// histogram from an event's receipt to its consumer's 2xx, and `webhook_gateway_consumer_paused{consumer}`
 /// (1 while the consumer is paused and probed), and `webhook_gateway_sandbox_requests_total{source,outcome}`
 /// (outcome `accepted` or `duplicate`): the TikTok sandbox events among the requests, counted
-/// apart so that a team testing payments can see its traffic, and production is the difference.
+/// apart so that a team testing payments can see its traffic, and production is the difference;
+/// `webhook_gateway_dedup_rule_fallbacks_total{source}`: events a `dedup.keys` rule applied to but
+/// that lacked one of its fields, so they were keyed by their body's hash (a rule that names a
+/// field its events do not have).
 struct GatewayMetrics: DispatchObserver, Sendable {
     enum RequestOutcome: String, CaseIterable, Sendable {
         case accepted
@@ -24,6 +27,7 @@ struct GatewayMetrics: DispatchObserver, Sendable {
 
     private let requests: [String: [RequestOutcome: Counter]]
     private let sandboxRequests: [String: [RequestOutcome: Counter]]
+    private let ruleFallbacks: [String: Counter]
     private let queueDepths: [String: Gauge]
     private let deadLetters: [String: Counter]
     private let deliveries: [String: [DeliveryOutcome: Counter]]
@@ -59,6 +63,12 @@ struct GatewayMetrics: DispatchObserver, Sendable {
             }
         }
         self.sandboxRequests = sandboxRequests
+        var ruleFallbacks: [String: Counter] = [:]
+        for source in sources {
+            ruleFallbacks[source] = Counter(
+                label: "webhook_gateway_dedup_rule_fallbacks_total", dimensions: [("source", source)], factory: factory)
+        }
+        self.ruleFallbacks = ruleFallbacks
         var depths: [String: Gauge] = [:]
         for consumer in consumers {
             depths[consumer] = Gauge(label: "webhook_gateway_queue_depth", dimensions: [("consumer", consumer)], factory: factory)
@@ -115,6 +125,11 @@ struct GatewayMetrics: DispatchObserver, Sendable {
     func request(source: String, outcome: RequestOutcome, sandbox: Bool = false) {
         requests[source]?[outcome]?.increment()
         if sandbox { sandboxRequests[source]?[outcome]?.increment() }
+    }
+
+    /// An event of `source` that a `dedup.keys` rule applied to was keyed by its body's hash.
+    func dedupRuleFellBack(source: String) {
+        ruleFallbacks[source]?.increment()
     }
 
     func queueDepth(consumer: String, depth: Int) {

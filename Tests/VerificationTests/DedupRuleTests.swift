@@ -32,7 +32,7 @@ struct DedupRuleTests {
         let rules = [try rule(["minis.subscription.*"], ["event", "content.order_id", "create_time"])]
         let keys = try (0..<12).map { try key(renewal(createTime: 1_764_547_200 + 300 * $0), rules: rules) }
         #expect(Set(keys).count == 12)
-        #expect(keys[0] == "tiktok:event=minis.subscription.renew:content.order_id=S1:create_time=1764547200")
+        #expect(keys[0] == "tiktok:minis.subscription.renew:event=minis.subscription.renew:content.order_id=S1:create_time=1764547200")
         // A retry of the same renewal is the same key, even if its bytes differ (here: the order of
         // the members), which the body hash could not tell.
         let reordered =
@@ -48,9 +48,39 @@ struct DedupRuleTests {
             try rule(["minis.subscription.renew"], ["content.order_id", "create_time"]),
             try rule(["minis.subscription.*"], ["content.order_id"]),
         ]
-        #expect(try key(renewal(createTime: 7), rules: rules) == "tiktok:content.order_id=S1:create_time=7")
+        #expect(try key(renewal(createTime: 7), rules: rules) == "tiktok:minis.subscription.renew:content.order_id=S1:create_time=7")
         let create = #"{"event":"minis.subscription.create","create_time":7,"content":"{\"order_id\":\"S1\"}"}"#
-        #expect(try key(create, rules: rules) == "tiktok:content.order_id=S1")
+        #expect(try key(create, rules: rules) == "tiktok:minis.subscription.create:content.order_id=S1")
+    }
+
+    /// The event type is part of every rule key: a rule that leaves it out cannot make two events
+    /// of one order and one second (a subscription's `create` and its first `renew`) one event,
+    /// nor can two rules with the same fields make one key.
+    @Test func eventsOfDifferentTypesNeverShareARuleKey() throws {
+        let rules = [
+            try rule(["minis.subscription.*"], ["content.order_id", "create_time"]),
+            try rule(["minis.trade_order.*"], ["content.order_id", "create_time"]),
+        ]
+        let bodies = ["minis.subscription.create", "minis.subscription.renew", "minis.trade_order.redeem.success"].map {
+            #"{"event":"\#($0)","create_time":7,"content":"{\"order_id\":\"S1\"}"}"#
+        }
+        let keys = try bodies.map { try key($0, rules: rules) }
+        #expect(Set(keys).count == 3, "\(keys)")
+    }
+
+    /// A rule whose field the event lacks says so (the gateway counts and logs it).
+    @Test func aFallbackIsFlagged() throws {
+        let rules = [try rule(["minis.subscription.*"], ["content.order_di"])]
+        let body = #"{"event":"minis.subscription.renew","content":"{\"order_id\":\"S1\"}"}"#
+        guard case .envelope(let envelope) = Envelope.parse(body: Array(body.utf8), source: "tiktok", verified: tiktok, rules: rules) else {
+            Issue.record("not an envelope")
+            return
+        }
+        #expect(envelope.ruleFellBack)
+        #expect(envelope.dedupKey.rawValue.hasPrefix("tiktok:sha256="))
+        let matched = Envelope.parse(body: Array(body.utf8), source: "tiktok", verified: tiktok, rules: [try rule(["x"], ["event"])])
+        guard case .envelope(let unmatched) = matched else { return }
+        #expect(!unmatched.ruleFellBack)
     }
 
     /// A missing, empty, null or structured field cannot key the event: the body's hash does
@@ -84,14 +114,17 @@ struct DedupRuleTests {
         let rules = [
             try rule(["minis.trade_order.redeem.refund_traceback"], ["content.order_id", "content.refund_amount", "content.is_sandbox"])
         ]
-        #expect(try key(refund, rules: rules) == "tiktok:content.order_id=42:content.refund_amount=1.5:content.is_sandbox=false")
+        #expect(
+            try key(refund, rules: rules)
+                == "tiktok:minis.trade_order.redeem.refund_traceback:content.order_id=42:content.refund_amount=1.5:content.is_sandbox=false"
+        )
 
         let notification =
             #"{"type":1,"tts_notification_id":"7327112393057371910","shop_id":"7494049642642441621","timestamp":1644412885,"data":{"order_id":"576461413038785752","order_status":"UNPAID","update_time":1644412885}}"#
         let shopRules = [try rule(["1"], ["shop_id", "data.order_id", "data.order_status"])]
         #expect(
             try key(notification, rules: shopRules, source: "shop", verified: shop)
-                == "shop:shop_id=7494049642642441621:data.order_id=576461413038785752:data.order_status=UNPAID")
+                == "shop:1:shop_id=7494049642642441621:data.order_id=576461413038785752:data.order_status=UNPAID")
         // A rule for another type leaves the notification id as the key.
         let otherRules = [try rule(["12"], ["data.order_id"])]
         #expect(try key(notification, rules: otherRules, source: "shop", verified: shop) == "shop:7327112393057371910")
@@ -100,7 +133,7 @@ struct DedupRuleTests {
     @Test func keyPartsAreEncoded() throws {
         let rules = [try rule(["*"], ["content.order_id"])]
         let body = #"{"event":"e","content":"{\"order_id\":\"a:b=c d\"}"}"#
-        #expect(try key(body, rules: rules, source: "my source") == "my%20source:content.order_id=a%3Ab%3Dc%20d")
+        #expect(try key(body, rules: rules, source: "my source") == "my%20source:e:content.order_id=a%3Ab%3Dc%20d")
     }
 
     @Test(arguments: ["", "order_id", "content.", "content.a.b", "data.", "contents.x", "Event", "sha256"])

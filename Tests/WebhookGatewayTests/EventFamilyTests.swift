@@ -143,5 +143,11 @@ struct EventFamilyTests {
         // Without the rule the re-serialized retry would have been delivered twice.
         let plain = self.ingestor()
         #expect(await send(reserialized, to: plain) == "accepted")
+        // A misspelt field keys nothing: the event is delivered (body hash), counted and logged.
+        let misspelt = self.ingestor(rules: [
+            DedupRule(events: [EventPattern("minis.subscription.*")!], fields: [DedupRule.Field("content.order_di")!])
+        ])
+        #expect(await send(Self.renewal(5), to: misspelt) == "accepted")
+        #expect(try fixture.metrics.expectCounter("webhook_gateway_dedup_rule_fallbacks_total", [("source", "tiktok")]).totalValue == 1)
     }
 }

@@ -68,6 +68,9 @@ struct SendTestEventTests {
         let shop = try notifications.map { try envelope($0, .tiktokShop) }
         #expect(shop.map(\.notificationID) == ["N-1", "N-2"])
         #expect(shop.allSatisfy { $0.eventType == "\(type)" && $0.orderID == "576461413038785752" && $0.timestamp == 1_764_547_200 })
+        // Without --notification-id each of many events still has an id of its own.
+        let many = try bodies(.tiktokShop, event: "\(type)", orderID: "1", count: 3000).map { try envelope($0, .tiktokShop).notificationID }
+        #expect(Set(many).count == 3000)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(notifications[0])) as? [String: Any])
         let data = try #require(object["data"] as? [String: Any])
         #expect(data[member] != nil)

@@ -69,12 +69,14 @@ struct DevCommand: AsyncParsableCommand {
             consumers: consumers, consumerBinary: binary)
         FileHandle.standardOutput.write(Data((banner + "\n").utf8))
         var children: [Process] = []
+        // Foundation starts each child in a process group of its own, so Ctrl-C does not reach
+        // them: they are stopped here, whatever way the gateway ends.
+        defer { ExampleConsumers.stop(children) }
         if let binary {
             for consumer in consumers {
                 children.append(try ExampleConsumers.start(consumer, binary: binary))
             }
         }
-        defer { for child in children where child.isRunning { child.terminate() } }
         try await Gateway(configuration: configuration, configurationPath: config, logger: logger).run()
     }
 
@@ -213,6 +215,16 @@ enum ExampleConsumers {
         return FileManager.default.isExecutableFile(atPath: url.path) ? url : nil
     }
 
+    /// Stops the consumers: SIGTERM, up to 5 seconds to exit, then SIGKILL.
+    static func stop(_ children: [Process]) {
+        for child in children where child.isRunning { child.terminate() }
+        let deadline = Date().addingTimeInterval(5)
+        for child in children {
+            while child.isRunning && Date() < deadline { usleep(20_000) }
+            if child.isRunning { kill(child.processIdentifier, SIGKILL) }
+        }
+    }
+
     /// Starts the example consumer for `consumer`; each line it writes is printed with its name.
     static func start(_ consumer: Local, binary: URL) throws -> Process {
         let process = Process()
@@ -232,6 +244,11 @@ enum ExampleConsumers {
             let text = String(decoding: data, as: UTF8.self)
             let lines = text.split(separator: "\n", omittingEmptySubsequences: true).map { prefix + $0 + "\n" }
             FileHandle.standardOutput.write(Data(lines.joined().utf8))
+        }
+        process.terminationHandler = { process in
+            // A consumer that stops on its own (its port taken, say) leaves deliveries failing.
+            guard process.terminationReason == .exit, process.terminationStatus != 0 else { return }
+            FileHandle.standardError.write(Data("\(prefix)example consumer exited with status \(process.terminationStatus)\n".utf8))
         }
         try process.run()
         return process

@@ -176,8 +176,10 @@ struct SendTestEventCommand: AsyncParsableCommand {
         func numbered(_ base: String) -> String { count == 1 ? base : "\(base)-\(index + 1)" }
         if scheme == .tiktokShop {
             guard let type = Int(event) else { throw ValidationError("for tiktok-shop, --event is a type number such as 1") }
+            // By default a new id per event: the run's start, a random part (another run) and the index.
             let id =
-                notificationID.map(numbered) ?? "\(UInt64(now.timeIntervalSince1970 * 1_000))\(UInt32.random(in: 100_000...999_999))"
+                notificationID.map(numbered)
+                ?? "\(UInt64(now.timeIntervalSince1970 * 1_000))\(UInt32.random(in: 100_000...999_999))\(String(format: "%06d", index))"
             let data = shopData(type: type, orderID: orderID, updateTime: seconds)
             // `type`, `timestamp` and `data` are not strings, so the object is put together here.
             let text =

@@ -100,6 +100,14 @@ struct Ingestor: Sendable {
         let (eventType, orderID, destinations): (String?, String?, [String])
         switch parsed {
         case .envelope(let envelope):
+            if envelope.ruleFellBack {
+                // Delivered rather than dropped, but a rule that names a field its events lack
+                // (a typo, or another scheme's field) keys nothing: say so.
+                metrics.dedupRuleFellBack(source: source.name)
+                logger.notice(
+                    "a dedup.keys rule applied but the event lacks one of its fields; keyed by the body's hash",
+                    metadata: ["source": "\(source.name)", "event.type": "\(envelope.eventType)"])
+            }
             eventType = envelope.eventType
             orderID = envelope.orderID
             destinations = consumers.value.filter {
