@@ -39,12 +39,13 @@ fi
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 
 # The fuzz targets exist only with WEBHOOK_GATEWAY_FUZZ set (see Package.swift). lld links them:
-# gold fails on the instrumented objects. Builds share one lock with every other build here.
+# gold fails on the instrumented objects. Builds on a shared machine take turns on one lock.
 flags=(-Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -use-ld=lld)
+lock=()
+command -v flock >/dev/null && lock=(flock /tmp/swift-build.lock)
 build_start=$(date +%s)
 for target in "${targets[@]}"; do
-    flock /tmp/swift-build.lock env WEBHOOK_GATEWAY_FUZZ=1 \
-        swift build --build-path .build-fuzz --product "$target" "${flags[@]}"
+    "${lock[@]}" env WEBHOOK_GATEWAY_FUZZ=1 swift build --build-path .build-fuzz --product "$target" "${flags[@]}"
 done
 echo "fuzz: built ${targets[*]} in $(($(date +%s) - build_start)) s"
 $build_only && exit 0
@@ -71,7 +72,7 @@ for target in "${targets[@]}"; do
     # Fuzz/lsan-suppressions.txt names the one leak known outside this package.
     # The target's temporary files (the configuration's secret files) go to the work folder.
     if TMPDIR="$work/$name/tmp" SWIFT_BACKTRACE=enable=no \
-        ASAN_OPTIONS=detect_leaks=1:leak_check_at_exit=0 LSAN_OPTIONS="suppressions=$PWD/Fuzz/lsan-suppressions.txt" \
+        ASAN_OPTIONS=detect_leaks=1:leak_check_at_exit=0 LSAN_OPTIONS="suppressions=$PWD/Fuzz/lsan-suppressions.txt:print_suppressions=0" \
         "$bin/$target" "${options[@]}" "$work/$name/corpus" >"$log" 2>&1; then
         status=ok
     else

@@ -13,9 +13,9 @@ import Verification
 
 func fuzz(_ input: [UInt8]) {
     let read = DeadLetter.read(line: input)
-    // JSONDecoder does not check what it skips (a number `00` or a byte that is not UTF-8 in an
-    // unknown key); JSONSerialization checks the whole text, as the reader does.
-    guard (try? JSONSerialization.jsonObject(with: Data(input))) != nil else {
+    // JSONDecoder does not check what it skips (a number `00`, a trailing comma or a byte that is
+    // not UTF-8 in an unknown key): what is JSON is for `StrictJSON` to say.
+    guard StrictJSON.isValid(input) else {
         precondition(read == nil, "the reader read a line that is not JSON")
         return
     }
