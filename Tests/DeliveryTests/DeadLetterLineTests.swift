@@ -135,6 +135,18 @@ struct DeadLetterLineTests {
         #expect((try? DeadLetterLine(line, summaryOnly: true)) == nil)
     }
 
+    /// Found by fuzz-dead-letter-line: text that is not JSON (RFC 8259) where JSONDecoder does
+    /// not look, in the value of an unknown key: a trailing comma (which Foundation's parsers
+    /// take), a number with a leading zero. The reader checks the whole line and refuses them.
+    @Test(arguments: [
+        base(replacing: #""source":"tiktok","#, with: #""source":"tiktok","unknown":{"x":[1,2.5,null,]},"#),
+        base(replacing: #""source":"tiktok","#, with: #""source":"tiktok","unknown":{"x":1,},"#),
+        base(replacing: #""source":"tiktok","#, with: #""source":"tiktok","unknown":00,"#),
+    ])
+    func refusesWhatIsNotJSONWhereTheDecoderDoesNotLook(line: String) {
+        #expect(DeadLetter.read(line: Data(line.utf8)) == nil)
+    }
+
     /// Found by fuzz-dead-letter-line: for a key given twice the reader keeps the last value (as
     /// JSONSerialization, Python and JavaScript do), where JSONDecoder keeps the first. The writer
     /// never repeats a key; the index and the full read agree.
