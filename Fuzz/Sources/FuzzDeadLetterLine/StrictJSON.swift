@@ -1,7 +1,7 @@
 /// A JSON validator written apart from `JSONScanner`, as the fuzz target's reference for what is
 /// JSON: RFC 8259 (no trailing comma, no leading zero, no control character in a string), UTF-8,
 /// and what the reader adds: an escaped high surrogate is followed by an escaped low one, and a
-/// number that is not an integer fits a `Double`. Foundation's parsers are laxer than RFC 8259
+/// number fits a `Double`. Foundation's parsers are laxer than RFC 8259
 /// (JSONSerialization takes `[1,]`; JSONDecoder does not look at what it skips), so they cannot
 /// say what the reader must refuse.
 struct StrictJSON {
@@ -114,17 +114,14 @@ struct StrictJSON {
         if !take(UInt8(ascii: "0")) {
             guard digits() > 0 else { return false }
         }
-        var isInteger = true
         if take(UInt8(ascii: ".")) {
             guard digits() > 0 else { return false }
-            isInteger = false
         }
         if take(UInt8(ascii: "e")) || take(UInt8(ascii: "E")) {
             if !take(UInt8(ascii: "+")) { _ = take(UInt8(ascii: "-")) }
             guard digits() > 0 else { return false }
-            isInteger = false
         }
-        return isInteger || (Double(String(decoding: bytes[start..<index], as: UTF8.self))?.isFinite ?? false)
+        return Double(String(decoding: bytes[start..<index], as: UTF8.self))?.isFinite ?? false
     }
 
     private mutating func digits() -> Int {
