@@ -147,3 +147,27 @@ let package = Package(
         ),
     ]
 )
+
+// The fuzz targets (Fuzz/, run by scripts/fuzz.sh): declared only when WEBHOOK_GATEWAY_FUZZ is
+// set, so that a plain `swift build` or `swift test` never sees them. Each is built with
+// `-sanitize=fuzzer,address` and calls libFuzzer's driver from its own `main`.
+if Context.environment["WEBHOOK_GATEWAY_FUZZ"] != nil {
+    package.targets.append(.target(name: "FuzzDriver", path: "Fuzz/Sources/FuzzDriver"))
+    let fuzzTargets: [(product: String, target: String, dependencies: [Target.Dependency])] = [
+        ("fuzz-signature-headers", "FuzzSignatureHeaders", ["Verification"]),
+        ("fuzz-envelope", "FuzzEnvelope", ["Verification"]),
+        ("fuzz-dead-letter-line", "FuzzDeadLetterLine", ["Delivery", "Verification"]),
+        ("fuzz-configuration", "FuzzConfiguration", ["GatewayConfiguration", "Verification"]),
+    ]
+    for fuzz in fuzzTargets {
+        package.targets.append(
+            .executableTarget(
+                name: fuzz.target,
+                dependencies: ["FuzzDriver"] + fuzz.dependencies,
+                path: "Fuzz/Sources/\(fuzz.target)",
+                swiftSettings: swiftSettings
+            )
+        )
+        package.products.append(.executable(name: fuzz.product, targets: [fuzz.target]))
+    }
+}

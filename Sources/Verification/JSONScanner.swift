@@ -243,6 +243,7 @@ package struct JSONScanner {
 
     /// Skips `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`; returns whether it was an integer.
     private mutating func skipNumber() throws(Invalid) -> Bool {
+        let start = index
         if peek() == UInt8(ascii: "-") { index += 1 }
         if peek() == UInt8(ascii: "0") {
             index += 1
@@ -260,6 +261,12 @@ package struct JSONScanner {
             if peek() == UInt8(ascii: "+") || peek() == UInt8(ascii: "-") { index += 1 }
             guard try skipDigits() > 0 else { throw Invalid() }
             isInteger = false
+        }
+        // An integer beyond the range of a Double is invalid too, as for Foundation's parsers
+        // (fuzz-envelope checks that the scanner reads only what JSONSerialization reads). Only
+        // one of more than 308 digits can be: only that is converted.
+        if isInteger, index - start > 308, !(Double(String(decoding: bytes[start..<index], as: UTF8.self))?.isFinite ?? false) {
+            throw Invalid()
         }
         return isInteger
     }

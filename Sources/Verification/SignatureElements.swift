@@ -3,10 +3,11 @@
 /// Accepted: optional spaces or tabs around each element, elements in any order, unknown keys made
 /// of lowercase letters and digits (ignored by the callers). Rejected: empty elements (`,,`, a
 /// trailing comma), an element without `=`, an empty key or value, a key with other characters.
-enum SignatureElements {
-    typealias Bytes = UnsafeBufferPointer<UInt8>
+/// Package access for the fuzz target (`Fuzz/`).
+package enum SignatureElements {
+    package typealias Bytes = UnsafeBufferPointer<UInt8>
 
-    static func forEach(
+    package static func forEach(
         in header: Bytes,
         headerName: String,
         _ body: (_ key: Bytes, _ value: Bytes) throws(VerificationError) -> Void

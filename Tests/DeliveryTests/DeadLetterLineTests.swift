@@ -124,6 +124,40 @@ struct DeadLetterLineTests {
         #expect(DeadLetter.read(line: bytes) == nil)
     }
 
+    /// Found by fuzz-dead-letter-line: a byte that is not UTF-8 in an unknown key, which the
+    /// decoder never decodes and so reads past. JSON text is UTF-8 and the writer writes nothing
+    /// else; the reader refuses the line, as it refuses any line that is not UTF-8.
+    @Test func refusesInvalidUTF8InAnUnknownKey() {
+        let line =
+            Array(#"{"id":"dl_1","dedupKey":"k","deadLetteredAt":"2026-11-24T10:00:01.000Z","unknown":{""#.utf8) + [0xB4]
+            + Array(#"":[1,2.5,null,true]}}"#.utf8)
+        #expect(DeadLetter.read(line: line) == nil)
+        #expect((try? DeadLetterLine(line, summaryOnly: true)) == nil)
+    }
+
+    /// Found by fuzz-dead-letter-line: text that is not JSON (RFC 8259) where JSONDecoder does
+    /// not look, in the value of an unknown key: a trailing comma (which Foundation's parsers
+    /// take), a number with a leading zero. The reader checks the whole line and refuses them.
+    @Test(arguments: [
+        base(replacing: #""source":"tiktok","#, with: #""source":"tiktok","unknown":{"x":[1,2.5,null,]},"#),
+        base(replacing: #""source":"tiktok","#, with: #""source":"tiktok","unknown":{"x":1,},"#),
+        base(replacing: #""source":"tiktok","#, with: #""source":"tiktok","unknown":00,"#),
+    ])
+    func refusesWhatIsNotJSONWhereTheDecoderDoesNotLook(line: String) {
+        #expect(DeadLetter.read(line: Data(line.utf8)) == nil)
+    }
+
+    /// Found by fuzz-dead-letter-line: for a key given twice the reader keeps the last value (as
+    /// JSONSerialization, Python and JavaScript do), where JSONDecoder keeps the first. The writer
+    /// never repeats a key; the index and the full read agree.
+    @Test func keepsTheLastValueOfAKeyGivenTwice() throws {
+        let line = Self.base(replacing: #""dedupKey":"tiktok:e:o1","#, with: #""dedupKey":"first","dedupKey":"last","#)
+        let deadLetter = try #require(DeadLetter.read(line: Data(line.utf8)))
+        #expect(deadLetter.dedupKey == "last")
+        let entry = try #require(try DeadLetterLine(Array(line.utf8), summaryOnly: true).entry(offset: 0, length: 0))
+        #expect(entry.dedupKey == "last")
+    }
+
     /// The index reads only the fields of its entries; they must be the decoder's.
     @Test func indexEntriesHoldTheDecodedFields() throws {
         let directory = try TemporaryDirectory()

@@ -47,6 +47,19 @@ struct JSONScannerTests {
         #expect(members(text) == nil, "\(text)")
     }
 
+    /// An integer beyond the range of a Double, which Foundation's parsers refuse, is refused as a
+    /// number with a fraction or an exponent is; one just inside is read.
+    @Test func rejectsIntegersBeyondTheRangeOfADouble() {
+        let beyond = String(repeating: "9", count: 309)
+        let inside = String(repeating: "9", count: 308)
+        for text in [#"{"a":\#(beyond)}"#, #"{"a":-\#(beyond)}"#, #"{"a":{"b":[\#(beyond)]}}"#] {
+            #expect(members(text) == nil, "\(text.prefix(20))")
+            #expect((try? JSONSerialization.jsonObject(with: Data(text.utf8))) == nil)
+        }
+        #expect(members(#"{"a":-\#(inside)}"#)?["a"] == .integer("-" + inside))
+        #expect((try? JSONSerialization.jsonObject(with: Data(#"{"a":\#(inside)}"#.utf8))) != nil)
+    }
+
     @Test func rejectsInvalidUTF8() {
         #expect(
             members([

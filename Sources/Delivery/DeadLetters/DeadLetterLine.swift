@@ -1,5 +1,5 @@
 public import Foundation
-import Verification
+package import Verification
 
 /// Reads dead-letter lines without `JSONDecoder`.
 ///
@@ -8,8 +8,9 @@ import Verification
 /// ``JSONScanner`` and accepts what ``DeadLetter/decoder`` accepts: the same keys with the same
 /// types, RFC 3339 times, `null` or absence for the optional fields, unknown keys skipped (their
 /// values still checked against the JSON grammar), nothing after the object. A key given twice
-/// keeps its last value.
-struct DeadLetterLine {
+/// keeps its last value (JSONDecoder keeps the first; the writer never repeats a key). Package
+/// access for the fuzz target (`Fuzz/`), which checks these promises.
+package struct DeadLetterLine {
     var id: String?
     var eventID: String?
     var consumer: String?
@@ -24,11 +25,11 @@ struct DeadLetterLine {
     var body: String?
     var bodyBase64: String?
 
-    typealias Invalid = JSONScanner.Invalid
+    package typealias Invalid = JSONScanner.Invalid
 
     /// Reads a line. With `summaryOnly`, only the fields of a ``DeadLetterIndex/Entry`` are read
     /// and every other value is skipped (checked as JSON, not as a field).
-    init(_ bytes: [UInt8], summaryOnly: Bool) throws(Invalid) {
+    package init(_ bytes: [UInt8], summaryOnly: Bool) throws(Invalid) {
         var line = DeadLetterLine()
         var scanner = try JSONScanner(bytes)
         try scanner.readDocument { key, scanner throws(Invalid) in
@@ -56,7 +57,7 @@ struct DeadLetterLine {
     private init() {}
 
     /// The index entry of the line, if it has the fields an entry needs.
-    func entry(offset: Int, length: Int) -> DeadLetterIndex.Entry? {
+    package func entry(offset: Int, length: Int) -> DeadLetterIndex.Entry? {
         guard let id, let dedupKey, let deadLetteredAt else { return nil }
         return DeadLetterIndex.Entry(
             id: id, eventType: eventType, dedupKey: dedupKey, deadLetteredAt: deadLetteredAt, offset: offset, length: length)
