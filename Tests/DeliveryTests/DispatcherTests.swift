@@ -211,7 +211,9 @@ struct DispatcherTests {
     /// delivery, and the connection goes on to carry the next one.
     @Test func aLargeAnswerBodyIsReadAndDropped() async throws {
         let consumer = try await ScriptedConsumer.start { _ in ScriptedConsumer.Reply(status: 200, bodyBytes: 32 << 20) }
-        let harness = try DispatchHarness(concurrency: 1, consumer: consumer)
+        // The timeout bounds the whole attempt, body included: 32 MiB through a debug build on a
+        // loaded 2-core machine took more than the default 5 s once (a retry, 3 requests).
+        let harness = try DispatchHarness(timeout: .seconds(60), concurrency: 1, consumer: consumer)
         harness.start()
         try await harness.ingest(order: "1")
         try await harness.ingest(order: "2")
