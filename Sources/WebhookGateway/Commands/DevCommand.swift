@@ -34,14 +34,7 @@ struct DevCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Do not start the example consumer.")
     var noConsumer = false
 
-    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: String = "info"
-
-    func validate() throws {
-        guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
-        }
-    }
+    @OptionGroup var log: LogOptions
 
     func run() async throws {
         let configURL = URL(fileURLWithPath: config)
@@ -59,8 +52,7 @@ struct DevCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("invalid configuration: \(error)")
         }
-        var logger = Logger(label: "webhook-gateway")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let logger = log.logger
 
         let consumers = noConsumer ? [] : ExampleConsumers.local(in: configuration)
         let binary = ExampleConsumers.binary

@@ -12,14 +12,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Path to the JSON configuration file.")
     var config: String
 
-    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: String = "info"
-
-    func validate() throws {
-        guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
-        }
-    }
+    @OptionGroup var log: LogOptions
 
     func run() async throws {
         let configuration: GatewayConfiguration
@@ -28,8 +21,7 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("invalid configuration: \(error)")
         }
-        var logger = Logger(label: "webhook-gateway")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let logger = log.logger
         if let addresses = ProcessInfo.processInfo.environment["WEBHOOK_GATEWAY_PORTS_FILE"] {
             // For tests and supervisors that start the gateway on port 0.
             try await Gateway(configuration: configuration, configurationPath: config, logger: logger).run { ports in
