@@ -25,7 +25,25 @@ package struct GatewayConfiguration: Sendable {
     }
 
     package struct Storage: Sendable {
+        /// The SQLite file (`kind` `sqlite`); empty with `postgres`.
         package var path: String
+        /// The shared database (`kind` `postgres`).
+        package var postgres: Postgres?
+
+        package init(path: String, postgres: Postgres? = nil) {
+            self.path = path
+            self.postgres = postgres
+        }
+
+        package struct Postgres: Sendable, Equatable {
+            package var url: PostgresURL
+            package var maxConnections: Int = 16
+        }
+
+        /// What a log line or `check-config` may show of the store (never the password).
+        package var summary: String {
+            if let postgres { "postgres \(postgres.url)" } else { path }
+        }
     }
 
     package struct Source: Sendable {
@@ -351,15 +369,33 @@ extension GatewayConfiguration {
     private static func parseStorage(_ reader: ConfigurationReader) throws(ConfigurationError) -> Storage {
         var object = try reader.object()
         let kind = try object.optional("kind") { try $0.string() } ?? "sqlite"
-        guard kind == "sqlite" else {
+        switch kind {
+        case "sqlite":
+            let path =
+                try object.optional("path") { try $0.filePath() }
+                ?? reader.baseDirectory.appendingPathComponent("data/gateway.sqlite").standardizedFileURL.path
+            try object.finish()
+            return Storage(path: path)
+        case "postgres":
+            let url = try object.required("url") { reader throws(ConfigurationError) in
+                let secret = try reader.secret()
+                do {
+                    return try PostgresURL(parsing: secret.text)
+                } catch {
+                    // The message names what is wrong, never the URL itself (it holds the password).
+                    throw reader.fail("\(error)")
+                }
+            }
+            var postgres = Storage.Postgres(url: url)
+            if let maxConnections = try object.optional("maxConnections", { try $0.integer(in: 2...1_000) }) {
+                postgres.maxConnections = maxConnections
+            }
+            try object.finish()
+            return Storage(path: "", postgres: postgres)
+        default:
             throw reader.child(.string(kind), "kind").fail(
-                "unknown storage kind \(ConfigurationReader.quoted(kind)) (supported: \"sqlite\")")
+                "unknown storage kind \(ConfigurationReader.quoted(kind)) (supported: \"sqlite\", \"postgres\")")
         }
-        let path =
-            try object.optional("path") { try $0.filePath() }
-            ?? reader.baseDirectory.appendingPathComponent("data/gateway.sqlite").standardizedFileURL.path
-        try object.finish()
-        return Storage(path: path)
     }
 
     /// The `events` object: `retention` (at least 1h) for now.

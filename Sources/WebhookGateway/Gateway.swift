@@ -42,23 +42,18 @@ struct Gateway {
     ///
     /// - Parameter onListening: called once both listeners are bound.
     func run(onListening: @escaping @Sendable (Addresses) async -> Void = { _ in }) async throws {
-        let lock = try InstanceLock(path: configuration.storage.path + ".lock")
-        defer { withExtendedLifetime(lock) {} }
-        let store = try SQLiteStore(
-            configuration: .init(path: configuration.storage.path, dedupRetention: configuration.dedupRetention),
-            logger: logger,
-            now: now
-        )
+        let opened = try await OpenedStore.open(configuration, logger: logger, now: now)
+        defer { withExtendedLifetime(opened.lock) {} }
+        let store = opened.store
         let registry = PrometheusCollectorRegistry()
         let factory = PrometheusMetricsFactory(registry: registry)
         let consumerNames = configuration.consumers.map(\.name) + [GatewayConfiguration.unparsedConsumer]
         let metrics = GatewayMetrics(sources: configuration.sources.map(\.name), consumers: consumerNames, factory: factory)
         let state = GatewayState(store: store)
 
-        let deadLetterWriter = DeadLetterWriter(directory: configuration.deadLetterDirectory)
         let deadLetters = DeadLetterService(
             store: store,
-            writer: deadLetterWriter,
+            archive: opened.archive,
             logger: logger,
             onWritten: { metrics.deadLettered(consumer: $0, count: $1) }
         )
@@ -68,6 +63,9 @@ struct Gateway {
             observer: metrics,
             logger: logger,
             now: now,
+            // One gateway (SQLite) releases its leases at start; with PostgreSQL a dead gateway's
+            // deliveries wait for their leases to run out, so these are kept short there.
+            leaseMargin: configuration.storage.postgres == nil ? .seconds(60) : .seconds(15),
             onDeadLetterDecided: { deadLetters.wake() }
         )
         let live = LiveSettings(configuration: configuration)
@@ -123,7 +121,7 @@ struct Gateway {
                 token: live.adminToken,
                 state: state,
                 deadLetters: DeadLetterAdmin(
-                    index: DeadLetterIndex(writer: deadLetterWriter),
+                    archive: opened.archive,
                     store: store,
                     consumers: configuration.consumers.map(\.name),
                     now: now,
@@ -189,13 +187,55 @@ struct Gateway {
             metadata: [
                 "listen": "\(configuration.listen.host):\(configuration.listen.port)",
                 "admin": "\(configuration.admin.host):\(configuration.admin.port)",
-                "store": "\(configuration.storage.path)",
+                "store": "\(configuration.storage.summary)",
                 "sources": "\(configuration.sources.map(\.name))",
                 "consumers": "\(configuration.consumers.map(\.name))",
             ]
         )
         try await group.run()
+        await opened.close()
         logger.info("gateway stopped")
+    }
+}
+
+/// The store a configuration names, with where its dead letters are kept.
+struct OpenedStore {
+    typealias Store = any EventStore & DedupStore & DeliveryQueue & RetainingStore
+    let store: Store
+    let archive: any DeadLetterArchive
+    /// SQLite: the lock that keeps a second gateway off the same file.
+    let lock: InstanceLock?
+    let close: @Sendable () async -> Void
+
+    static func open(
+        _ configuration: GatewayConfiguration,
+        logger: Logger,
+        now: @escaping @Sendable () -> Date
+    ) async throws -> OpenedStore {
+        if let postgres = configuration.storage.postgres {
+            let store = try await PostgresStore(
+                configuration: .init(
+                    connection: postgres.url,
+                    maxConnections: postgres.maxConnections,
+                    dedupRetention: configuration.dedupRetention
+                ),
+                logger: logger,
+                now: now
+            )
+            return OpenedStore(store: store, archive: store, lock: nil, close: { await store.close() })
+        }
+        let lock = try InstanceLock(path: configuration.storage.path + ".lock")
+        let store = try SQLiteStore(
+            configuration: .init(path: configuration.storage.path, dedupRetention: configuration.dedupRetention),
+            logger: logger,
+            now: now
+        )
+        return OpenedStore(
+            store: store,
+            archive: FileDeadLetterArchive(writer: DeadLetterWriter(directory: configuration.deadLetterDirectory)),
+            lock: lock,
+            close: {}
+        )
     }
 }
 

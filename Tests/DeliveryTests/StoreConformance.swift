@@ -7,7 +7,18 @@ import Verification
 /// (PostgreSQL, for several gateway instances) passes by running these with its own factory.
 struct StoreConformance<Store: EventStore & DedupStore & DeliveryQueue> {
     /// Makes a fresh, empty store using `now` as its clock and the given dedup retention.
-    let makeStore: (_ now: @escaping @Sendable () -> Date, _ retention: Duration) throws -> Store
+    let makeStore: (_ now: @escaping @Sendable () -> Date, _ retention: Duration) async throws -> Store
+    /// Several gateways use the store at once (PostgreSQL): a starting gateway releases no lease,
+    /// since the leases in the store may belong to gateways that are running.
+    var sharedByGateways = false
+
+    init(
+        sharedByGateways: Bool = false,
+        makeStore: @escaping (_ now: @escaping @Sendable () -> Date, _ retention: Duration) async throws -> Store
+    ) {
+        self.sharedByGateways = sharedByGateways
+        self.makeStore = makeStore
+    }
 
     static func event(
         key: String,
@@ -31,7 +42,7 @@ struct StoreConformance<Store: EventStore & DedupStore & DeliveryQueue> {
 
     func storesAndReadsBackExactly() async throws {
         let clock = ManualClock()
-        let store = try makeStore({ clock.now }, .seconds(72 * 3_600))
+        let store = try await makeStore({ clock.now }, .seconds(72 * 3_600))
         let body = "{\"event\":\"e\",\"content\":\"caf\u{e9} \\\"quoted\\\"\"}"
         let event = Self.event(key: "k1", body: body, consumers: ["orders", "analytics"], at: clock.now)
         #expect(try await store.accept(event) == .accepted(eventID: event.id))
@@ -55,7 +66,7 @@ struct StoreConformance<Store: EventStore & DedupStore & DeliveryQueue> {
     /// as it was.
     func storesEdgeValuesExactly() async throws {
         let clock = ManualClock()
-        let store = try makeStore({ clock.now }, .seconds(72 * 3_600))
+        let store = try await makeStore({ clock.now }, .seconds(72 * 3_600))
         var event = Self.event(key: "k:caf\u{e9}", body: "", at: clock.now)
         event.eventType = nil
         event.orderID = nil
@@ -76,7 +87,7 @@ struct StoreConformance<Store: EventStore & DedupStore & DeliveryQueue> {
 
     func duplicatesAnswerTheFirstID() async throws {
         let clock = ManualClock()
-        let store = try makeStore({ clock.now }, .seconds(72 * 3_600))
+        let store = try await makeStore({ clock.now }, .seconds(72 * 3_600))
         let first = Self.event(key: "k", at: clock.now)
         let second = Self.event(key: "k", at: clock.now)
         #expect(try await store.accept(first) == .accepted(eventID: first.id))
@@ -87,7 +98,7 @@ struct StoreConformance<Store: EventStore & DedupStore & DeliveryQueue> {
 
     func concurrentDuplicatesStoreOneEvent() async throws {
         let clock = ManualClock()
-        let store = try makeStore({ clock.now }, .seconds(72 * 3_600))
+        let store = try await makeStore({ clock.now }, .seconds(72 * 3_600))
         let outcomes = try await withThrowingTaskGroup(of: AcceptOutcome.self) { group in
             for _ in 0..<50 {
                 group.addTask { try await store.accept(Self.event(key: "same", at: clock.now)) }
@@ -104,7 +115,7 @@ struct StoreConformance<Store: EventStore & DedupStore & DeliveryQueue> {
     func keysExpireAfterRetentionAndArePruned() async throws {
         let clock = ManualClock()
         let retention: Duration = .seconds(72 * 3_600)
-        let store = try makeStore({ clock.now }, retention)
+        let store = try await makeStore({ clock.now }, retention)
         let old = Self.event(key: "old", at: clock.now)
         #expect(try await store.accept(old) == .accepted(eventID: old.id))
         clock.advance(by: 3_600)
@@ -129,7 +140,7 @@ struct StoreConformance<Store: EventStore & DedupStore & DeliveryQueue> {
 
     func expiredButUnprunedKeysCountAsAbsent() async throws {
         let clock = ManualClock()
-        let store = try makeStore({ clock.now }, .seconds(72 * 3_600))
+        let store = try await makeStore({ clock.now }, .seconds(72 * 3_600))
         let first = Self.event(key: "k", at: clock.now)
         _ = try await store.accept(first)
         clock.advance(by: 72 * 3_600)
@@ -140,7 +151,7 @@ struct StoreConformance<Store: EventStore & DedupStore & DeliveryQueue> {
 
     func pruningWorksInChunks() async throws {
         let clock = ManualClock()
-        let store = try makeStore({ clock.now }, .seconds(72 * 3_600))
+        let store = try await makeStore({ clock.now }, .seconds(72 * 3_600))
         for index in 0..<25 {
             _ = try await store.accept(Self.event(key: "k\(index)", at: clock.now))
         }
@@ -153,7 +164,7 @@ struct StoreConformance<Store: EventStore & DedupStore & DeliveryQueue> {
 
     func deadLetteredDeliveriesLeaveTheQueue() async throws {
         let clock = ManualClock()
-        let store = try makeStore({ clock.now }, .seconds(72 * 3_600))
+        let store = try await makeStore({ clock.now }, .seconds(72 * 3_600))
         var event = Self.event(key: "k", consumers: ["_unparsed"], at: clock.now)
         event.deadLetterReason = "not an envelope"
         _ = try await store.accept(event)

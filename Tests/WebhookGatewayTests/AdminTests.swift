@@ -19,7 +19,7 @@ struct AdminTests {
         let store = state.store as! SQLiteStore
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wg-admin-\(UUID().uuidString)").path
         let deadLetters = DeadLetterAdmin(
-            index: DeadLetterIndex(writer: DeadLetterWriter(directory: directory)),
+            archive: FileDeadLetterArchive(writer: DeadLetterWriter(directory: directory)),
             store: store,
             consumers: ["orders"],
             now: { Date() },

@@ -316,6 +316,21 @@ struct ConfigurationTests {
         #expect(!signingError.contains("not-a-whsec-secret-value"))
     }
 
+    /// A PostgreSQL URL holds a password: an error about it names the field and what is wrong,
+    /// never the URL; `check-config`'s summary shows it with the password redacted.
+    @Test func postgresURLErrorsNeverShowThePassword() throws {
+        var document = Self.document()
+        document["storage"] = ["kind": "postgres", "url": "postgres://gw:hunter2-secret@db:5432/events?sslmode=sometimes"]
+        let error = expectError(document)
+        #expect(error.hasPrefix("storage.url: sslmode"))
+        #expect(!error.contains("hunter2-secret"))
+        document["storage"] = ["kind": "postgres", "url": "postgres://gw:hunter2-secret@db:5432/events?sslmode=disable"]
+        let configuration = try GatewayConfiguration.parse(
+            data: try JSONSerialization.data(withJSONObject: document), baseDirectory: Self.base, environment: Self.environment)
+        #expect(configuration.storage.summary == "postgres postgres://gw:<redacted>@db:5432/events?sslmode=disable")
+        #expect(configuration.storage.postgres?.maxConnections == 16)
+    }
+
     @Test(arguments: [
         (#"{"sources": "tiktok"}"#, "sources: expected a list, found a string"),
         (#"{"sources": []}"#, "sources: at least one source is needed"),
@@ -323,7 +338,17 @@ struct ConfigurationTests {
         (#"{"listen": {"port": "8080"}}"#, "listen.port: expected a whole number, found a string"),
         (#"{"listen": {"port": 80.5}}"#, "listen.port: expected a whole number, found a number"),
         (#"{"maxBodyBytes": 0}"#, "maxBodyBytes: 0 is out of range 1...268435456"),
-        (#"{"storage": {"kind": "postgres"}}"#, #"storage.kind: unknown storage kind "postgres" (supported: "sqlite")"#),
+        (#"{"storage": {"kind": "mysql"}}"#, #"storage.kind: unknown storage kind "mysql" (supported: "sqlite", "postgres")"#),
+        (#"{"storage": {"kind": "postgres"}}"#, "storage.url: is required"),
+        (
+            #"{"storage": {"kind": "postgres", "url": "postgres://gw:pw@db/events", "path": "x.sqlite"}}"#,
+            "storage.path: unknown key"
+        ),
+        (
+            #"{"storage": {"kind": "postgres", "url": "postgres://gw:pw@db/events", "maxConnections": 1}}"#,
+            "storage.maxConnections: 1 is out of range 2...1000"
+        ),
+        (#"{"storage": {"kind": "postgres", "url": "postgres://gw@db"}}"#, "storage.url: the URL names no database"),
         (#"{"admin": {"token": true}}"#, "admin.token: expected a string, found a boolean"),
         (#"{"admin": null}"#, "admin: is required"),
     ])

@@ -63,7 +63,7 @@ struct DeadLetterAdminTests {
         func application() -> some ApplicationProtocol {
             let replayed = replayedConsumers
             let admin = DeadLetterAdmin(
-                index: DeadLetterIndex(writer: writer),
+                archive: FileDeadLetterArchive(writer: writer),
                 store: fixture.store,
                 consumers: ["orders"],
                 now: { Date() },

@@ -26,10 +26,10 @@ extension BinaryTests {
         }
 
         /// Waits until the gateway reports an empty queue for `orders`.
-        static func waitForEmptyQueue(_ gateway: GatewayProcess) async throws -> Bool {
+        static func waitForEmptyQueue(_ gateway: GatewayProcess, token: String = adminToken) async throws -> Bool {
             let deadline = ContinuousClock.now + .seconds(30)
             while ContinuousClock.now < deadline {
-                let metrics = try await gateway.admin("/metrics", token: adminToken)
+                let metrics = try await gateway.admin("/metrics", token: token)
                 if metrics.text.contains(#"webhook_gateway_queue_depth{consumer="orders"} 0"#) { return true }
                 try await Task.sleep(for: .milliseconds(50))
             }

@@ -21,7 +21,7 @@ public struct DeadLetterService: Service {
     public static let unparsedConsumer = "_unparsed"
 
     let store: any DeliveryQueue
-    let writer: DeadLetterWriter
+    let archive: any DeadLetterArchive
     let logger: Logger
     let retryInterval: Duration
     let onWritten: @Sendable (_ consumer: String, _ count: Int) -> Void
@@ -29,6 +29,7 @@ public struct DeadLetterService: Service {
     private let signal: AsyncStream<Void>
     private let signalContinuation: AsyncStream<Void>.Continuation
 
+    /// Writes to the files of `writer`.
     public init(
         store: any DeliveryQueue,
         writer: DeadLetterWriter,
@@ -36,8 +37,20 @@ public struct DeadLetterService: Service {
         retryInterval: Duration = .seconds(5),
         onWritten: @escaping @Sendable (_ consumer: String, _ count: Int) -> Void = { _, _ in }
     ) {
+        self.init(
+            store: store, archive: FileDeadLetterArchive(writer: writer), logger: logger, retryInterval: retryInterval,
+            onWritten: onWritten)
+    }
+
+    public init(
+        store: any DeliveryQueue,
+        archive: any DeadLetterArchive,
+        logger: Logger,
+        retryInterval: Duration = .seconds(5),
+        onWritten: @escaping @Sendable (_ consumer: String, _ count: Int) -> Void = { _, _ in }
+    ) {
         self.store = store
-        self.writer = writer
+        self.archive = archive
         self.logger = logger
         self.retryInterval = retryInterval
         self.onWritten = onWritten
@@ -85,7 +98,7 @@ public struct DeadLetterService: Service {
                 let byConsumer = Dictionary(grouping: waiting, by: \.deadLetter.consumer)
                 for (consumer, items) in byConsumer.sorted(by: { $0.key < $1.key }) {
                     let unwritten = unmarked.withoutWrittenLines(items)
-                    try writer.append(unwritten.map(\.deadLetter), consumer: consumer)
+                    try await archive.append(unwritten.map(\.deadLetter), consumer: consumer)
                     unmarked.insert(unwritten.map(\.deadLetter.id))
                     try await store.markDeadLettered(deliveryIDs: items.map(\.deliveryID))
                     unmarked.remove(items.map(\.deadLetter.id))

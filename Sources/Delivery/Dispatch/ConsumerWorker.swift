@@ -60,6 +60,8 @@ final class ConsumerWorker: Sendable {
     /// Reports of finished attempts, not yet seen by the loop.
     let reports = Mutex<[AttemptReport]>([])
     let paused = Atomic<Bool>(false)
+    /// How much longer than `timeout` a lease lasts.
+    let leaseMargin: Duration
 
     init(
         endpoint: ConsumerEndpoint,
@@ -70,8 +72,10 @@ final class ConsumerWorker: Sendable {
         now: @escaping @Sendable () -> Date,
         clock: any Clock<Duration> = ContinuousClock(),
         pollInterval: Duration,
+        leaseMargin: Duration = .seconds(60),
         onDeadLetterDecided: @escaping @Sendable () -> Void
     ) {
+        self.leaseMargin = leaseMargin
         self.endpoint = endpoint
         self.store = store
         self.client = Mutex(makeClient())
@@ -99,8 +103,9 @@ final class ConsumerWorker: Sendable {
         continuation.yield(.stop)
     }
 
-    /// How long a lease lasts: longer than any attempt can take.
-    var leaseDuration: TimeInterval { TimeInterval(endpoint.timeout.milliseconds) / 1_000 + 60 }
+    /// How long a lease lasts: longer than any attempt can take (`timeout` bounds the attempt; the
+    /// margin covers recording its outcome). When a gateway dies, its deliveries wait this long.
+    var leaseDuration: TimeInterval { TimeInterval((endpoint.timeout + leaseMargin).milliseconds) / 1_000 }
 
     /// The timer the loop has armed: the earliest deadline a tick is coming for.
     struct Timer {

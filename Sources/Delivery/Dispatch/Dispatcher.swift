@@ -81,6 +81,7 @@ public final class Dispatcher: Service, Sendable {
         now: @escaping @Sendable () -> Date = { Date() },
         pollInterval: Duration = .seconds(1),
         connectTimeout: Duration = .seconds(5),
+        leaseMargin: Duration = .seconds(60),
         onDeadLetterDecided: @escaping @Sendable () -> Void
     ) {
         let makeClient: @Sendable (Int) -> HTTPClient = { concurrency in
@@ -105,6 +106,7 @@ public final class Dispatcher: Service, Sendable {
                 logger: logger,
                 now: now,
                 pollInterval: pollInterval,
+                leaseMargin: leaseMargin,
                 onDeadLetterDecided: onDeadLetterDecided
             )
         }

@@ -45,26 +45,28 @@ extension DeadLetterAdmin {
         if let cursor, cursor.positions.keys.contains(where: { !names.contains($0) }) {
             throw Failure.badCursor("cursor belongs to another listing (another consumer)")
         }
-        let selection = try await Self.offload { select(names: names, filter: filter, limit: limit, cursor: cursor) }
+        var snapshots: [DeadLetterIndex.Snapshot] = []
+        for name in names { snapshots.append(try await archive.snapshot(consumer: name)) }
+        let found = snapshots
+        let selection = try await Self.offload {
+            select(names: names, snapshots: found, filter: filter, limit: limit, cursor: cursor)
+        }
         let sources = selection.sources
-        let taken = selection.taken
+        let chosen = selection.taken
 
         var replayTimes: [String: Date] = [:]
-        for index in Set(taken.map(\.source)).sorted() {
+        for index in Set(chosen.map(\.source)).sorted() {
             let name = sources[index].consumer
             for (id, time) in try await store.replayTimes(consumer: name) { replayTimes[name + "\n" + id] = time }
         }
-        let loaded = try await Self.offload {
-            var loaded: [String: DeadLetter] = [:]
-            for index in Set(taken.map(\.source)).sorted() {
-                let name = sources[index].consumer
-                for deadLetter in self.index.load(taken.filter { $0.source == index }.map(\.entry), consumer: name) {
-                    loaded[name + "\n" + deadLetter.id] = deadLetter
-                }
+        var loaded: [String: DeadLetter] = [:]
+        for index in Set(chosen.map(\.source)).sorted() {
+            let name = sources[index].consumer
+            for deadLetter in try await archive.load(chosen.filter { $0.source == index }.map(\.entry), consumer: name) {
+                loaded[name + "\n" + deadLetter.id] = deadLetter
             }
-            return loaded
         }
-        let listed = taken.compactMap { item -> ListedDeadLetter? in
+        let listed = chosen.compactMap { item -> ListedDeadLetter? in
             let key = sources[item.source].consumer + "\n" + item.entry.id
             return loaded[key].map { ListedDeadLetter(deadLetter: $0, replayedAt: replayTimes[key]) }
         }
@@ -72,7 +74,7 @@ extension DeadLetterAdmin {
         guard selection.hasMore else { return Page(deadLetters: listed, nextCursor: nil) }
         var positions: [String: DeadLetterCursor.Position] = [:]
         for (index, source) in sources.enumerated() {
-            let oldestTaken = taken.last { $0.source == index }?.entry.offset
+            let oldestTaken = chosen.last { $0.source == index }?.entry.offset
             positions[source.consumer] = .init(file: source.file, before: oldestTaken ?? source.before)
         }
         return Page(deadLetters: listed, nextCursor: DeadLetterCursor(positions: positions))
@@ -91,8 +93,10 @@ extension DeadLetterAdmin {
 
     /// Up to `limit` entries that match, newest first, from the files of `names`, and whether more
     /// are left.
-    private func select(names: [String], filter: DeadLetterFilter, limit: Int, cursor: DeadLetterCursor?) -> Selection {
-        var sources = names.map { name in source(consumer: name, cursor: cursor) }
+    private func select(
+        names: [String], snapshots: [DeadLetterIndex.Snapshot], filter: DeadLetterFilter, limit: Int, cursor: DeadLetterCursor?
+    ) -> Selection {
+        var sources = zip(names, snapshots).map { name, snapshot in source(consumer: name, snapshot: snapshot, cursor: cursor) }
         for index in sources.indices { sources[index].advance(filter) }
         // Merge the files newest first; one more than the limit tells whether a next page exists.
         var taken: [Taken] = []
@@ -115,8 +119,7 @@ extension DeadLetterAdmin {
     }
 
     /// The entries of `consumer`'s file that come before `cursor` (all of them without one).
-    private func source(consumer: String, cursor: DeadLetterCursor?) -> Source {
-        let snapshot = index.snapshot(consumer: consumer)
+    private func source(consumer: String, snapshot: DeadLetterIndex.Snapshot, cursor: DeadLetterCursor?) -> Source {
         var before = Int.max
         if let cursor {
             guard let position = cursor.positions[consumer], position.identity == snapshot.file else {

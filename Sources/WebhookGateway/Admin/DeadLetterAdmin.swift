@@ -60,7 +60,8 @@ struct DeadLetterAdmin: Sendable {
         var notFound: [String]
     }
 
-    let index: DeadLetterIndex
+    /// The files, or the shared table with PostgreSQL.
+    let archive: any DeadLetterArchive
     let store: any DeliveryQueue
     /// The configured consumers (replayable); `_unparsed` can be listed too.
     let consumers: [String]
@@ -74,9 +75,9 @@ struct DeadLetterAdmin: Sendable {
     var listable: [String] { consumers + [DeadLetterService.unparsedConsumer] }
 
     /// The consumer's dead letters that match, newest first; the same id appears once.
-    func entries(consumer: String, filter: DeadLetterFilter) throws(Failure) -> [DeadLetterIndex.Entry] {
-        guard listable.contains(consumer) else { throw .unknownConsumer(consumer) }
-        return index.entries(consumer: consumer).entries.reversed().filter(filter.matches)
+    func entries(consumer: String, filter: DeadLetterFilter) async throws -> [DeadLetterIndex.Entry] {
+        guard listable.contains(consumer) else { throw Failure.unknownConsumer(consumer) }
+        return try await archive.snapshot(consumer: consumer).entries.reversed().filter(filter.matches)
     }
 
     /// Runs file reading and parsing (indexing 100,000 lines takes seconds in a debug build) on a
@@ -96,7 +97,7 @@ struct DeadLetterAdmin: Sendable {
             throw Failure.unknownConsumer(consumer)
         }
         // Oldest first, so that a replay keeps the order in which the events were received.
-        let selectedEntries = try await Self.offload { Array(try entries(consumer: consumer, filter: filter).reversed()) }
+        let selectedEntries = Array(try await entries(consumer: consumer, filter: filter).reversed())
         let found = Set(selectedEntries.map(\.id))
         let notFound = (filter.ids ?? []).filter { !found.contains($0) }.sorted()
         let result: ReplayResult
@@ -118,7 +119,7 @@ struct DeadLetterAdmin: Sendable {
             var replayed = ReplayResult()
             for start in stride(from: 0, to: selectedEntries.count, by: Self.replayChunkSize) {
                 let chunk = selectedEntries[start..<min(start + Self.replayChunkSize, selectedEntries.count)]
-                let lines = try await Self.offload { index.load(chunk, consumer: consumer).map(withEnvelope) }
+                let lines = try await archive.load(Array(chunk), consumer: consumer).map(withEnvelope)
                 let part = try await store.replay(lines, consumer: consumer, force: force, dryRun: false, now: now())
                 replayed.replayed += part.replayed
                 replayed.skipped += part.skipped

@@ -50,7 +50,7 @@ struct CheckConfigCommand: ParsableCommand {
         let weak = findings.filter { $0.kind == .weak }.count
         print(
             "configuration ok: \(configuration.sources.count) source(s), \(configuration.consumers.count) consumer(s), "
-                + "store \(configuration.storage.path)" + (weak > 0 ? "; \(weak) weak secret warning(s)" : "")
+                + "store \(configuration.storage.summary)" + (weak > 0 ? "; \(weak) weak secret warning(s)" : "")
         )
         if strict && weak > 0 { throw ExitCode(3) }
     }

@@ -10,8 +10,8 @@ import Verification
 struct DeadLettersCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dead-letters",
-        abstract: "List and replay dead letters through a running gateway's admin API.",
-        subcommands: [ListCommand.self, ReplayCommand.self]
+        abstract: "List and replay dead letters through a running gateway's admin API; export them from the store.",
+        subcommands: [ListCommand.self, ReplayCommand.self, ExportCommand.self]
     )
 }
 

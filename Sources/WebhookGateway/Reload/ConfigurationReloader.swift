@@ -129,7 +129,7 @@ extension GatewayConfiguration {
         check(admin.tls == new.admin.tls, "admin.tls")
         check(maxBodyBytes == new.maxBodyBytes, "maxBodyBytes")
         check(limits == new.limits, "limits")
-        check(storage.path == new.storage.path, "storage")
+        check(storage.path == new.storage.path && storage.postgres == new.storage.postgres, "storage")
         check(deadLetterDirectory == new.deadLetterDirectory, "deadLetters")
         check(dedupRetention == new.dedupRetention && dedupRules == new.dedupRules, "dedup")
         check(eventRetention == new.eventRetention, "events")

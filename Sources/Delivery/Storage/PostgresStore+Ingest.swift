@@ -1,0 +1,208 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Synchronization
+import Verification
+
+/// Group commit on PostgreSQL.
+///
+/// `accept` queues its event; one commit loop per gateway takes everything queued (up to
+/// `maxBatchSize`) and stores it with one statement in one transaction: the dedup claims
+/// (`INSERT … ON CONFLICT DO UPDATE … WHERE expired`, so a live key is left alone and a key whose
+/// claim expired is taken over), the events whose claim succeeded, and their deliveries. Each
+/// request is answered once COMMIT returns (`synchronous_commit` is on for the gateway's sessions).
+/// A batch is one round trip for the statement and one for the commit, whatever its size.
+///
+/// The claims of a batch are made in key order, so two gateways whose batches share keys lock them
+/// in the same order and never deadlock. Two requests of one batch with the same key: the first is
+/// stored, the second is its duplicate. A batch that fails on something in one request (a value
+/// the server refuses) is stored again one request per transaction, so the bad one fails alone.
+extension PostgresStore {
+    public func accept(_ event: IncomingEvent) async throws(StoreError) -> AcceptOutcome {
+        let result = await withCheckedContinuation { continuation in
+            let start = state.withLock { state in
+                state.pending.append(PendingAccept(event: event, continuation: continuation))
+                defer { state.committing = true }
+                return !state.committing
+            }
+            if start { Task { await self.commitLoop() } }
+        }
+        return try result.get()
+    }
+
+    private func commitLoop() async {
+        while true {
+            let batch: [PendingAccept] = state.withLock { state in
+                guard !state.pending.isEmpty else {
+                    state.committing = false
+                    return []
+                }
+                let count = min(state.pending.count, configuration.maxBatchSize)
+                defer { state.pending.removeFirst(count) }
+                return Array(state.pending.prefix(count))
+            }
+            if batch.isEmpty { return }
+            let results = await commit(batch.map(\.event))
+            for (pending, result) in zip(batch, results) { pending.continuation.resume(returning: result) }
+        }
+    }
+
+    private func commit(_ events: [IncomingEvent]) async -> [Result<AcceptOutcome, StoreError>] {
+        var results: [Result<AcceptOutcome, StoreError>]
+        do {
+            results = try await store(events).map { .success($0) }
+        } catch {
+            if events.count > 1, let failure = error.underlying as? PostgresFailure, failure.isAboutTheRequest {
+                results = []
+                for event in events {
+                    do {
+                        results.append(.success(try await store([event])[0]))
+                    } catch {
+                        results.append(.failure(error))
+                    }
+                }
+            } else {
+                results = events.map { _ in .failure(error) }
+            }
+        }
+        let failed = results.contains { if case .failure = $0 { true } else { false } }
+        let wasSucceeding = state.withLock { state in
+            defer {
+                state.lastWriteSucceeded = !failed
+                if !failed { state.commitCount += 1 }
+            }
+            return state.lastWriteSucceeded
+        }
+        if failed, wasSucceeding, case .failure(let error) = results.first(where: { if case .failure = $0 { true } else { false } }) {
+            logger.error("store write failed; answering 503 until it recovers", metadata: ["error": "\(error)"])
+        } else if !failed, !wasSucceeding {
+            logger.notice("store writes succeed again")
+        }
+        return results
+    }
+
+    /// Stores a batch in one transaction; the outcomes are in the order of `events`.
+    private func store(_ events: [IncomingEvent]) async throws(StoreError) -> [AcceptOutcome] {
+        // The first request of each key in the batch is stored; a later one is its duplicate.
+        var firstIndexByKey: [String: Int] = [:]
+        var unique: [Int] = []
+        for (index, event) in events.enumerated() where firstIndexByKey[event.dedupKey.rawValue] == nil {
+            firstIndexByKey[event.dedupKey.rawValue] = index
+            unique.append(index)
+        }
+        let input = BatchInput(
+            events: unique.map { events[$0] }, retention: configuration.dedupRetention.milliseconds, now: now().milliseconds)
+        let logger = self.logger
+        let claimed: [String: String] = try await transaction("storing events") { connection in
+            var claimed: [String: String] = [:]
+            let rows = try await connection.query(input.query, logger: logger)
+            for try await (key, eventID) in rows.decode((String, String).self) { claimed[key] = eventID }
+            // Keys another request holds: read their first event's id (committed by now: the claim
+            // above waited for the transaction that held the key).
+            let taken = input.keys.filter { claimed[$0] == nil }
+            var owners: [String: String] = [:]
+            if !taken.isEmpty {
+                let rows = try await connection.query(
+                    "SELECT key, event_id FROM dedup_keys WHERE key = ANY(\(taken))", logger: logger)
+                for try await (key, eventID) in rows.decode((String, String).self) { owners[key] = eventID }
+            }
+            // Verified bodies that are not an envelope go straight to the dead letters (rare).
+            for event in input.events where event.deadLetterReason != nil && claimed[event.dedupKey.rawValue] == event.id {
+                let receivedAt = event.receivedAt.milliseconds
+                let lane = event.orderID.map { OrderLane.key(source: event.source, orderID: $0) }
+                for consumer in event.consumers {
+                    let deadLetterID = EventID.make(milliseconds: receivedAt, prefix: "dl_")
+                    try await connection.query(
+                        """
+                        INSERT INTO deliveries (event_id, consumer, lane, state, next_attempt_at, created_at, dead_letter_id,
+                          reason, finished_at)
+                        VALUES (\(event.id), \(consumer), \(lane), 'dying', \(receivedAt), \(receivedAt), \(deadLetterID),
+                          \(event.deadLetterReason), \(receivedAt))
+                        """,
+                        logger: logger
+                    )
+                }
+            }
+            for (key, owner) in owners { claimed[key] = "\u{0}" + owner }
+            return claimed
+        }
+        return try events.map { event throws(StoreError) -> AcceptOutcome in
+            let key = event.dedupKey.rawValue
+            guard let value = claimed[key] else { throw .corrupt("dedup claim of a batch vanished") }
+            if value.hasPrefix("\u{0}") { return .duplicate(firstEventID: String(value.dropFirst())) }
+            return value == event.id ? .accepted(eventID: event.id) : .duplicate(firstEventID: value)
+        }
+    }
+}
+
+/// The columns of a batch as arrays, for one `INSERT … SELECT FROM unnest(…)` statement.
+private struct BatchInput: Sendable {
+    let events: [IncomingEvent]
+    let keys: [String]
+    let query: PostgresQuery
+
+    init(events: [IncomingEvent], retention: Int64, now: Int64) {
+        // Claims are made in key order (no deadlock between gateways); deliveries are inserted in
+        // arrival order (`ord`), so that an order lane's ids follow the order of receipt.
+        self.events = events
+        keys = events.map(\.dedupKey.rawValue)
+        let ord = Array(0..<events.count)
+        let ids = events.map(\.id)
+        let sources = events.map(\.source)
+        let hasType = events.map { $0.eventType != nil }
+        let types = events.map { $0.eventType ?? "" }
+        let hasOrder = events.map { $0.orderID != nil }
+        let orders = events.map { $0.orderID ?? "" }
+        let receivedAt = events.map(\.receivedAt.milliseconds)
+        let headers = events.map { SQLiteStore.headersJSON($0.headers) }
+        let bodies = events.map { ByteBuffer(bytes: $0.body) }
+        let sandbox = events.map(\.sandbox)
+        let consumers = events.map { $0.consumers.joined(separator: OrderLane.separator) }
+        let dead = events.map { $0.deadLetterReason != nil }
+        query = """
+            WITH input AS (
+              SELECT * FROM unnest(\(ord)::integer[], \(keys)::text[], \(ids)::text[], \(sources)::text[], \(hasType)::boolean[],
+                \(types)::text[], \(hasOrder)::boolean[], \(orders)::text[], \(receivedAt)::bigint[], \(headers)::text[],
+                \(bodies)::bytea[], \(sandbox)::boolean[], \(consumers)::text[], \(dead)::boolean[])
+                AS t(ord, key, id, source, has_type, event_type, has_order, order_id, received_at, headers, body, sandbox,
+                  consumers, dead)
+            ),
+            claimed AS (
+              INSERT INTO dedup_keys (key, event_id, expires_at)
+              SELECT key, id, received_at + \(retention) FROM input ORDER BY key
+              ON CONFLICT (key) DO UPDATE SET event_id = EXCLUDED.event_id, expires_at = EXCLUDED.expires_at
+                WHERE dedup_keys.expires_at <= \(now)
+              RETURNING key, event_id
+            ),
+            stored AS (
+              INSERT INTO events (id, source, event_type, dedup_key, order_id, received_at, headers, body, sandbox)
+              SELECT i.id, i.source, CASE WHEN i.has_type THEN i.event_type END, i.key,
+                CASE WHEN i.has_order THEN i.order_id END, i.received_at, i.headers, i.body, i.sandbox
+              FROM input i JOIN claimed c ON c.event_id = i.id
+              RETURNING 1
+            ),
+            queued AS (
+              INSERT INTO deliveries (event_id, consumer, lane, state, next_attempt_at, created_at)
+              SELECT i.id, c.consumer, CASE WHEN i.has_order THEN i.source || chr(31) || i.order_id END, 'pending',
+                i.received_at, i.received_at
+              FROM input i JOIN claimed k ON k.event_id = i.id
+                CROSS JOIN LATERAL unnest(string_to_array(i.consumers, chr(31))) WITH ORDINALITY AS c(consumer, n)
+              WHERE NOT i.dead AND i.consumers <> ''
+              ORDER BY i.ord, c.n
+              RETURNING 1
+            )
+            SELECT key, event_id FROM claimed
+            """
+    }
+}
+
+extension PostgresFailure {
+    /// The server refused something in the statement itself (a value, a constraint), as opposed to
+    /// the connection or the server being unavailable, or the transaction losing a conflict.
+    var isAboutTheRequest: Bool {
+        guard let sqlState else { return false }
+        // 08: connection exception; 53: insufficient resources; 57: operator intervention
+        // (shutdown, cancel); 58: system error; 40: transaction rollback (deadlock, serialization).
+        return !["08", "53", "57", "58"].contains(where: sqlState.hasPrefix)
+    }
+}

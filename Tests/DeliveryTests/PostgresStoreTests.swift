@@ -1,0 +1,167 @@
+import Delivery
+import Foundation
+import GatewayTestSupport
+import Logging
+import Testing
+import Verification
+
+/// The shared store against a real PostgreSQL (see ``TestPostgres``): the same conformance suites
+/// as the SQLite store, and what only several gateways on one database can show.
+@Suite(.enabled(if: TestPostgres.enabled, Comment(rawValue: TestPostgres.skipMessage)))
+struct PostgresStoreTests {
+    let logger = Logger(label: "test")
+
+    func makeStore(
+        schema: String = TestPostgres.freshSchema(),
+        now: @escaping @Sendable () -> Date = { Date() },
+        retention: Duration = .seconds(72 * 3_600)
+    ) async throws -> PostgresStore {
+        let url = try PostgresURL(parsing: try TestPostgres.requireURL())
+        return try await PostgresStore(
+            configuration: .init(connection: url, maxConnections: 4, dedupRetention: retention, schema: schema),
+            logger: logger,
+            now: now
+        )
+    }
+
+    @Test func passesTheStoreConformanceSuite() async throws {
+        let conformance = StoreConformance<PostgresStore>(sharedByGateways: true) { now, retention in
+            try await makeStore(now: now, retention: retention)
+        }
+        try await conformance.runAll()
+    }
+
+    /// Two stores on one schema stand for two gateways: the same event sent to both at once is
+    /// stored once, and both answers carry the first id.
+    @Test func theSameEventAtTwoGatewaysIsStoredOnce() async throws {
+        let schema = TestPostgres.freshSchema()
+        let first = try await makeStore(schema: schema)
+        let second = try await makeStore(schema: schema)
+        let now = Date()
+        for round in 0..<20 {
+            let a = StoreConformance<PostgresStore>.event(key: "k\(round)", id: "evt_a\(round)", at: now)
+            let b = StoreConformance<PostgresStore>.event(key: "k\(round)", id: "evt_b\(round)", at: now)
+            async let fromFirst = first.accept(a)
+            async let fromSecond = second.accept(b)
+            let outcomes = try await [fromFirst, fromSecond]
+            let accepted = outcomes.compactMap { if case .accepted(let id) = $0 { id } else { nil } }
+            let duplicates = outcomes.compactMap { if case .duplicate(let id) = $0 { id } else { nil } }
+            #expect(accepted.count == 1, "round \(round): \(outcomes)")
+            #expect(duplicates == accepted, "round \(round): \(outcomes)")
+        }
+        #expect(try await first.eventCount() == 20)
+        #expect(try await second.depth(consumer: "orders") == 20)
+        await first.close()
+        await second.close()
+    }
+
+    /// A gateway whose lease ran out cannot overwrite the outcome of the gateway that took the
+    /// delivery over; the delivery is claimable by another gateway once the lease expires.
+    @Test func anExpiredLeaseIsTakenOverAndTheLateOutcomeIsIgnored() async throws {
+        let schema = TestPostgres.freshSchema()
+        let clock = ManualClock()
+        let slow = try await makeStore(schema: schema, now: { clock.now })
+        let other = try await makeStore(schema: schema, now: { clock.now })
+        let event = StoreConformance<PostgresStore>.event(key: "k", at: clock.now)
+        _ = try await slow.accept(event)
+        let held = try await slow.claim(
+            consumer: "orders", limit: 10, now: clock.now, leaseUntil: clock.now.addingTimeInterval(30), asProbe: false)
+        #expect(held.map(\.eventID) == [event.id])
+        #expect(
+            try await other.claim(
+                consumer: "orders", limit: 10, now: clock.now, leaseUntil: clock.now.addingTimeInterval(30), asProbe: false
+            ).isEmpty)
+        clock.advance(by: 31)
+        let takenOver = try await other.claim(
+            consumer: "orders", limit: 10, now: clock.now, leaseUntil: clock.now.addingTimeInterval(30), asProbe: false)
+        #expect(takenOver.map(\.eventID) == [event.id])
+        // The slow gateway's late failure is not recorded; the new holder's success is.
+        let attempt = DeadLetter.Attempt(at: clock.now, status: 500, error: nil)
+        try await slow.finish([.retry(id: held[0].id, attempts: [attempt], nextAttemptAt: clock.now.addingTimeInterval(60))])
+        #expect(try await other.depth(consumer: "orders") == 1)
+        try await other.finish([.delivered(id: takenOver[0].id)])
+        #expect(try await other.depth(consumer: "orders") == 0)
+        await slow.close()
+        await other.close()
+    }
+
+    /// Per-order ordering across gateways: while one gateway holds the head of a lane, no other
+    /// gateway can claim the next delivery of that lane.
+    @Test func anOrderLaneHasOneHeadAcrossGateways() async throws {
+        let schema = TestPostgres.freshSchema()
+        let clock = ManualClock()
+        let first = try await makeStore(schema: schema, now: { clock.now })
+        let second = try await makeStore(schema: schema, now: { clock.now })
+        let conformance = StoreConformance<PostgresStore> { _, _ in first }
+        for index in 0..<3 { _ = try await first.accept(conformance.event("k\(index)", order: "42", at: clock.now)) }
+        _ = try await first.accept(conformance.event("other", order: "43", at: clock.now))
+        let lease = clock.now.addingTimeInterval(60)
+        let a = try await first.claim(consumer: "orders", limit: 10, now: clock.now, leaseUntil: lease, asProbe: false)
+        let b = try await second.claim(consumer: "orders", limit: 10, now: clock.now, leaseUntil: lease, asProbe: false)
+        #expect(a.count == 2)
+        #expect(b.isEmpty)
+        try await first.finish(a.map { .delivered(id: $0.id) })
+        let next = try await second.claim(consumer: "orders", limit: 10, now: clock.now, leaseUntil: lease, asProbe: false)
+        #expect(next.count == 1)
+        #expect(next.first?.dedupKey == "k1")
+        await first.close()
+        await second.close()
+    }
+
+    /// Dead letters are rows: written twice (two gateways, or a crash in between) they are kept
+    /// once, listed oldest first, and loaded back exactly.
+    @Test func deadLettersAreSharedRowsKeptOncePerID() async throws {
+        let schema = TestPostgres.freshSchema()
+        let first = try await makeStore(schema: schema)
+        let second = try await makeStore(schema: schema)
+        let at = Date(timeIntervalSince1970: 1_764_000_000)
+        let deadLetters = (0..<3).map { index in
+            DeadLetter(
+                id: "dl_\(index)", eventID: "evt_\(index)", consumer: "orders", source: "tiktok",
+                eventType: index == 1 ? nil : "minis.trade_order.redeem.success", dedupKey: "k\(index)",
+                receivedAt: at, deadLetteredAt: at.addingTimeInterval(Double(index)), reason: "max attempts",
+                attempts: [DeadLetter.Attempt(at: at, status: nil, error: "connection refused")],
+                headers: ["tiktok-signature": "t=1,s=00"], body: Data("{\"n\":\(index),\"caf\u{e9}\":true}".utf8))
+        }
+        try await first.append(Array(deadLetters[0..<2]), consumer: "orders")
+        try await second.append(Array(deadLetters[1..<3]), consumer: "orders")
+        let snapshot = try await second.snapshot(consumer: "orders")
+        #expect(snapshot.entries.map(\.id) == ["dl_0", "dl_1", "dl_2"])
+        #expect(snapshot.entries[1].eventType == nil)
+        let loaded = try await first.load(Array(snapshot.entries.reversed()), consumer: "orders")
+        #expect(loaded == deadLetters.reversed())
+        #expect(try await first.snapshot(consumer: "analytics").entries.isEmpty)
+        await first.close()
+        await second.close()
+    }
+
+    /// Gateways starting at once on an empty database: one creates the schema, the others wait
+    /// for it, and all of them work.
+    @Test func gatewaysStartingAtOnceMigrateOnce() async throws {
+        let schema = TestPostgres.freshSchema()
+        let stores = try await withThrowingTaskGroup(of: PostgresStore.self) { group in
+            for _ in 0..<4 { group.addTask { try await makeStore(schema: schema) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        for (index, store) in stores.enumerated() {
+            let event = StoreConformance<PostgresStore>.event(key: "k\(index)", at: Date())
+            #expect(try await store.accept(event) == .accepted(eventID: event.id))
+        }
+        for store in stores { await store.close() }
+    }
+
+    @Test func aURLIsParsedAndNeverShowsItsPassword() throws {
+        let url = try PostgresURL(parsing: "postgres://gateway:s%40cret@db.internal:6543/events?sslmode=require")
+        #expect(url.host == "db.internal")
+        #expect(url.port == 6543)
+        #expect(url.username == "gateway")
+        #expect(url.database == "events")
+        #expect(url.tls == .require)
+        #expect(!"\(url)".contains("s@cret"))
+        #expect(!"\(url)".contains("s%40cret"))
+        #expect(throws: PostgresURL.Invalid.self) { try PostgresURL(parsing: "mysql://a@b/c") }
+        #expect(throws: PostgresURL.Invalid.self) { try PostgresURL(parsing: "postgres://a@b/c?sslmode=maybe") }
+        #expect(throws: PostgresURL.Invalid.self) { try PostgresURL(parsing: "postgres://b/c") }
+        #expect(throws: PostgresURL.Invalid.self) { try PostgresURL(parsing: "postgres://a@b") }
+    }
+}
