@@ -24,5 +24,5 @@ echo "check-deploy: Dockerfile ok"
 
 yamllint -d "{extends: default, rules: {line-length: {max: 140}, document-start: disable, braces: {max-spaces-inside: 1}}}" \
     deploy/kubernetes
-python3 -m kubernetes_validate --strict -k 1.30.0 deploy/kubernetes/*.yaml
+python3 -m kubernetes_validate --strict -k 1.30.0 deploy/kubernetes/*.yaml deploy/kubernetes/postgres/*.yaml
 echo "check-deploy: Kubernetes manifests ok"

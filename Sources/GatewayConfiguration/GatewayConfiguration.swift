@@ -38,6 +38,14 @@ package struct GatewayConfiguration: Sendable {
         package struct Postgres: Sendable, Equatable {
             package var url: PostgresURL
             package var maxConnections: Int = 16
+
+            /// The same settings with the password left out: what a reload compares (a rotated
+            /// password is read at the next start, not refused).
+            package var withoutPassword: Postgres {
+                var copy = self
+                copy.url.password = nil
+                return copy
+            }
         }
 
         /// What a log line or `check-config` may show of the store (never the password).

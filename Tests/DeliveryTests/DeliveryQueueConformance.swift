@@ -133,7 +133,13 @@ extension StoreConformance {
         #expect(line.bodyBytes == Data(body.utf8))
         #expect(line.headers["tiktok-signature"] == "t=1,s=00")
         #expect(abs(line.deadLetteredAt.timeIntervalSince(clock.now)) < 0.001)
-        // Read twice (a crash before it was dequeued): the same id.
+        // Read twice (a crash before it was dequeued): the same id. Shared by gateways, a read
+        // takes the dead letters for 30 s, so that two gateways do not both write them; a
+        // gateway that died meanwhile leaves them to the next read after that.
+        if sharedByGateways {
+            #expect(try await store.deadLettersToWrite(limit: 10).isEmpty)
+            clock.advance(by: 31)
+        }
         #expect(try await store.deadLettersToWrite(limit: 10).first?.deadLetter.id == line.id)
         try await store.markDeadLettered(deliveryIDs: waiting.map(\.deliveryID))
         #expect(try await store.deadLettersToWrite(limit: 10).isEmpty)

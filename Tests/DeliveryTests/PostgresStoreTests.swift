@@ -77,9 +77,11 @@ struct PostgresStoreTests {
         #expect(takenOver.map(\.eventID) == [event.id])
         // The slow gateway's late failure is not recorded; the new holder's success is.
         let attempt = DeadLetter.Attempt(at: clock.now, status: 500, error: nil)
-        try await slow.finish([.retry(id: held[0].id, attempts: [attempt], nextAttemptAt: clock.now.addingTimeInterval(60))])
+        try await slow.finish([
+            .retry(id: try #require(held.first).id, attempts: [attempt], nextAttemptAt: clock.now.addingTimeInterval(60))
+        ])
         #expect(try await other.depth(consumer: "orders") == 1)
-        try await other.finish([.delivered(id: takenOver[0].id)])
+        try await other.finish([.delivered(id: try #require(takenOver.first).id)])
         #expect(try await other.depth(consumer: "orders") == 0)
         await slow.close()
         await other.close()
@@ -104,6 +106,47 @@ struct PostgresStoreTests {
         let next = try await second.claim(consumer: "orders", limit: 10, now: clock.now, leaseUntil: lease, asProbe: false)
         #expect(next.count == 1)
         #expect(next.first?.dedupKey == "k1")
+        await first.close()
+        await second.close()
+    }
+
+    /// A consumer paused by one gateway is paused for all, and gets one probe at a time across
+    /// them: a second gateway's probe waits until the first is back, or until its lease ran out
+    /// (the probing gateway died).
+    @Test func aPausedConsumerHasOneProbeAcrossGateways() async throws {
+        let schema = TestPostgres.freshSchema()
+        let clock = ManualClock()
+        let first = try await makeStore(schema: schema, now: { clock.now })
+        let second = try await makeStore(schema: schema, now: { clock.now })
+        let conformance = StoreConformance<PostgresStore> { _, _ in first }
+        // Four events of no order: none waits for another.
+        for index in 0..<4 { _ = try await first.accept(conformance.event("k\(index)", order: nil, at: clock.now)) }
+        #expect(try await second.sharedPause(consumer: "orders") == false)
+        try await first.recordPause(consumer: "orders", paused: true, at: clock.now)
+        #expect(try await second.sharedPause(consumer: "orders") == true)
+        #expect(try await second.sharedPause(consumer: "analytics") == false)
+
+        let lease = clock.now.addingTimeInterval(30)
+        let probe = try await first.claim(consumer: "orders", limit: 1, now: clock.now, leaseUntil: lease, asProbe: true)
+        try #require(probe.count == 1)
+        #expect(try await second.claim(consumer: "orders", limit: 1, now: clock.now, leaseUntil: lease, asProbe: true).isEmpty)
+        // The probe failed: its lease on probing is released with the outcome.
+        let attempt = DeadLetter.Attempt(at: clock.now, status: 503, error: nil)
+        try await first.finish([
+            .retry(id: try #require(probe.first).id, attempts: [attempt], nextAttemptAt: clock.now.addingTimeInterval(60))
+        ])
+        let next = try await second.claim(consumer: "orders", limit: 1, now: clock.now, leaseUntil: lease, asProbe: true)
+        #expect(next.count == 1)
+        #expect(next.first?.id != probe.first?.id)
+        // The gateway probing dies: after its lease another gateway probes.
+        #expect(try await first.claim(consumer: "orders", limit: 1, now: clock.now, leaseUntil: lease, asProbe: true).isEmpty)
+        clock.advance(by: 31)
+        let after = try await first.claim(
+            consumer: "orders", limit: 1, now: clock.now, leaseUntil: clock.now.addingTimeInterval(30), asProbe: true)
+        let afterProbe = try #require(after.first)
+        try await first.finish([.delivered(id: afterProbe.id)])
+        try await first.recordPause(consumer: "orders", paused: false, at: clock.now)
+        #expect(try await second.sharedPause(consumer: "orders") == false)
         await first.close()
         await second.close()
     }
@@ -148,6 +191,101 @@ struct PostgresStoreTests {
             #expect(try await store.accept(event) == .accepted(eventID: event.id))
         }
         for store in stores { await store.close() }
+    }
+
+    /// An order lane is locked from the moment a gateway stores into it until its COMMIT: another
+    /// gateway's event of the same order waits (so its delivery id comes after, in commit
+    /// order), while other orders do not. Here psql holds the lane's lock for 1.5 s.
+    @Test func anOrderLaneIsLockedUntilTheBatchThatStoresIntoItCommits() async throws {
+        let schema = TestPostgres.freshSchema()
+        let store = try await makeStore(schema: schema)
+        let seed = PostgresStore.laneLockSeed(schema: schema)
+        // Another session (a second store on the same schema) holds the lane "tiktok/42".
+        let holderStore = try await makeStore(schema: schema)
+        async let holder = holderStore.executeForTests([
+            "SELECT pg_advisory_xact_lock(hashtextextended('tiktok' || chr(31) || '42', \(seed)))::text",
+            "SELECT pg_sleep(1.5)::text",
+        ])
+        // Until it holds the lock.
+        var held = false
+        for _ in 0..<500 where !held {
+            let count = try await store.executeForTests([
+                """
+                SELECT count(*)::text FROM pg_locks WHERE locktype = 'advisory' AND granted
+                  AND ((classid::bigint << 32) | objid::bigint) = hashtextextended('tiktok' || chr(31) || '42', \(seed))
+                """
+            ])
+            held = count != ["0"]
+        }
+        #expect(held)
+        let conformance = StoreConformance<PostgresStore> { _, _ in store }
+        let other = ContinuousClock.now
+        _ = try await store.accept(conformance.event("other", order: "43", at: Date()))
+        #expect(ContinuousClock.now - other < .seconds(1))
+        let same = ContinuousClock.now
+        _ = try await store.accept(conformance.event("same", order: "42", at: Date()))
+        #expect(ContinuousClock.now - same >= .milliseconds(500))
+        _ = try await holder
+        await store.close()
+        await holderStore.close()
+    }
+
+    /// Every session commits synchronously, and bounds its statements, lock waits and idle
+    /// transactions below or near the request deadline (5 s).
+    @Test func sessionsRunWithDurableCommitsAndShortTimeouts() async throws {
+        let store = try await makeStore()
+        let settings = try await store.sessionSettings()
+        #expect(settings["synchronous_commit"] == "on")
+        #expect(settings["statement_timeout"] == "5s")
+        #expect(settings["lock_timeout"] == "2s")
+        #expect(settings["idle_in_transaction_session_timeout"] == "10s")
+        await store.close()
+    }
+
+    /// Two replays of one dead letter at once (through two gateways) queue it once.
+    @Test func concurrentReplaysQueueADeadLetterOnce() async throws {
+        let schema = TestPostgres.freshSchema()
+        let clock = ManualClock()
+        let first = try await makeStore(schema: schema, now: { clock.now })
+        let second = try await makeStore(schema: schema, now: { clock.now })
+        let event = StoreConformance<PostgresStore>.event(key: "k", at: clock.now)
+        _ = try await first.accept(event)
+        let claimed = try await first.claim(
+            consumer: "orders", limit: 1, now: clock.now, leaseUntil: clock.now.addingTimeInterval(30), asProbe: false)
+        try await first.finish([.deadLetter(id: try #require(claimed.first).id, attempts: [], reason: "refused", at: clock.now)])
+        let waiting = try await first.deadLettersToWrite(limit: 10)
+        try await first.markDeadLettered(deliveryIDs: waiting.map(\.deliveryID))
+        let lines = waiting.map(\.deadLetter)
+        for round in 0..<5 {
+            async let a = first.replay(lines, consumer: "orders", force: round > 0, dryRun: false, now: clock.now)
+            async let b = second.replay(lines, consumer: "orders", force: false, dryRun: false, now: clock.now)
+            let results = try await [a, b]
+            if round == 0 {
+                #expect(results.map(\.replayed.count).reduce(0, +) == 1)
+                #expect(results.map(\.skipped.count).reduce(0, +) == 1)
+            }
+        }
+        // Round 0: one replay; rounds 1–4: the forced one each time, the other skipped.
+        #expect(try await first.depth(consumer: "orders") == 5)
+        await first.close()
+        await second.close()
+    }
+
+    /// A gateway refuses a database whose schema is newer than it knows, and says why.
+    @Test func aNewerSchemaIsRefused() async throws {
+        let schema = TestPostgres.freshSchema()
+        let store = try await makeStore(schema: schema)
+        let url = try PostgresURL(parsing: try TestPostgres.requireURL())
+        await store.close()
+        let helper = try await makeStore(schema: TestPostgres.freshSchema())
+        _ = try await helper.executeForTests(["UPDATE \(schema).webhook_gateway_schema SET version = version + 1"])
+        await helper.close()
+        do {
+            _ = try await PostgresStore(configuration: .init(connection: url, schema: schema), logger: logger)
+            Issue.record("a newer schema was accepted")
+        } catch {
+            #expect(error.description.contains("newer than this gateway knows"))
+        }
     }
 
     @Test func aURLIsParsedAndNeverShowsItsPassword() throws {

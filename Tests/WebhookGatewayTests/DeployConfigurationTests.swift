@@ -1,3 +1,4 @@
+import Delivery
 import Foundation
 import Testing
 import Verification
@@ -13,7 +14,8 @@ struct DeployConfigurationTests {
 
     /// A value that passes the configuration's checks for the secret named `name`.
     static func value(for name: String) -> String {
-        name.contains("signing") ? "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" : "deploy-test-value-\(name)-0123456789"
+        if name == "database-url" { return "postgres://gateway:deploy-test-password@db.internal:5432/webhook_gateway?sslmode=verify-full" }
+        return name.contains("signing") ? "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" : "deploy-test-value-\(name)-0123456789"
     }
 
     static func write(_ names: [String], in directory: URL) throws {
@@ -42,10 +44,13 @@ struct DeployConfigurationTests {
         #expect(configuration.secretFields.allSatisfy { if case .credential = $0.reference.form { true } else { false } })
     }
 
-    @Test func theKubernetesConfigurationReadsTheMountedSecret() throws {
-        let configMap = try String(contentsOf: Self.deploy.appendingPathComponent("kubernetes/configmap.yaml"), encoding: .utf8)
-        let secret = try String(contentsOf: Self.deploy.appendingPathComponent("kubernetes/secret.example.yaml"), encoding: .utf8)
-        let deployment = try String(contentsOf: Self.deploy.appendingPathComponent("kubernetes/deployment.yaml"), encoding: .utf8)
+    /// `kubernetes/`: one replica on SQLite; `kubernetes/postgres/`: N replicas on PostgreSQL, whose
+    /// database URL is one more file of the Secret.
+    @Test(arguments: [("kubernetes", 5), ("kubernetes/postgres", 6)])
+    func theKubernetesConfigurationReadsTheMountedSecret(folder: String, secretCount: Int) throws {
+        let configMap = try String(contentsOf: Self.deploy.appendingPathComponent("\(folder)/configmap.yaml"), encoding: .utf8)
+        let secret = try String(contentsOf: Self.deploy.appendingPathComponent("\(folder)/secret.example.yaml"), encoding: .utf8)
+        let deployment = try String(contentsOf: Self.deploy.appendingPathComponent("\(folder)/deployment.yaml"), encoding: .utf8)
         // The Secret is mounted whole (a subPath mount is never updated) where the paths point.
         #expect(!deployment.split(separator: "\n").contains { $0.trimmingCharacters(in: .whitespaces).hasPrefix("subPath:") })
         #expect(deployment.contains("mountPath: /etc/webhook-gateway/secrets"))
@@ -61,15 +66,21 @@ struct DeployConfigurationTests {
         let keys = secretLines[(data + 1)...].prefix { $0.hasPrefix("  ") }.compactMap {
             $0.trimmingCharacters(in: .whitespaces).split(separator: ":").first.map(String.init)
         }
-        #expect(keys.count == 5)
+        #expect(keys.count == secretCount)
 
         let directory = try Edge.temporaryDirectory("deploy-kubernetes")
         defer { try? FileManager.default.removeItem(at: directory) }
         try Self.write(keys, in: directory)
         let moved = json.replacingOccurrences(of: "/etc/webhook-gateway/secrets/", with: directory.path + "/")
         let configuration = try GatewayConfiguration.parse(data: Data(moved.utf8), baseDirectory: directory, environment: [:])
-        #expect(configuration.secretFields.count == 5)
+        #expect(configuration.secretFields.count == secretCount)
         #expect(configuration.secretFields.allSatisfy { if case .file = $0.reference.form { true } else { false } })
         #expect(configuration.sources[1].appKey?.text == Self.value(for: "tiktok-shop-app-key"))
+        if secretCount == 6 {
+            #expect(configuration.storage.postgres?.url.host == "db.internal")
+            #expect(configuration.storage.postgres?.url.tls == .verifyFull)
+            #expect(deployment.contains("replicas: 3"))
+            #expect(deployment.contains("maxUnavailable: 0"))
+        }
     }
 }

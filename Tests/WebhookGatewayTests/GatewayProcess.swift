@@ -98,14 +98,18 @@ final class GatewayProcess: @unchecked Sendable {
     }
 
     /// POSTs a signed TikTok event for `orderID`, signed now; returns status and JSON body.
-    static func send(orderID: String, secret: String, port: Int) async throws -> (status: Int, json: [String: String]) {
+    static func send(
+        orderID: String, secret: String, port: Int, timeout: TimeAmount = .seconds(5)
+    ) async throws -> (status: Int, json: [String: String]) {
         let body =
             #"{"client_key":"k","event":"minis.trade_order.redeem.success","create_time":1,"user_openid":"","content":"{\"order_id\":\"\#(orderID)\"}"}"#
-        return try await send(body: body, secret: secret, port: port)
+        return try await send(body: body, secret: secret, port: port, timeout: timeout)
     }
 
     /// POSTs `body` to the tiktok source, signed now with `secret`.
-    static func send(body: String, secret: String, port: Int) async throws -> (status: Int, json: [String: String]) {
+    static func send(
+        body: String, secret: String, port: Int, timeout: TimeAmount = .seconds(5)
+    ) async throws -> (status: Int, json: [String: String]) {
         let signature = TikTokSigner.tiktokSignature(
             secret: Secret(secret),
             timestamp: Int64(Date().timeIntervalSince1970),
@@ -115,7 +119,7 @@ final class GatewayProcess: @unchecked Sendable {
         request.method = .POST
         request.headers.add(name: "TikTok-Signature", value: signature)
         request.body = .bytes(ByteBuffer(string: body))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
+        let response = try await HTTPClient.shared.execute(request, timeout: timeout)
         let bytes = try await response.body.collect(upTo: 1 << 16)
         let json = (try? JSONDecoder().decode([String: String].self, from: Data(bytes.readableBytesView))) ?? [:]
         return (Int(response.status.code), json)

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Delivery
 import Foundation
 import GatewayTestSupport
+import Logging
 import NIOCore
 import NIOHTTP1
 import Synchronization
@@ -22,8 +23,14 @@ extension BinaryTests {
         static func freshDatabase() async throws -> String {
             let url = try TestPostgres.requireURL()
             let name = TestPostgres.freshSchema("wg")
-            let created = try await Edge.run("/usr/bin/psql", [url, "-q", "-c", "CREATE DATABASE \(name)"])
-            guard created.status == 0 else { throw EdgeError("createdb failed: \(created.stderr)") }
+            // Through the store's client, not a psql process: this test process starts and kills
+            // many processes already.
+            let admin = try await PostgresStore(
+                configuration: .init(
+                    connection: try PostgresURL(parsing: url), maxConnections: 2, schema: TestPostgres.freshSchema("admin")),
+                logger: Logger(label: "test"))
+            _ = try await admin.executeForTests(["CREATE DATABASE \(name)"], inTransaction: false)
+            await admin.close()
             guard let range = url.range(of: "/webhook_gateway?") else { throw EdgeError("unexpected test URL") }
             return url.replacingCharacters(in: range, with: "/\(name)?")
         }
@@ -208,6 +215,155 @@ extension BinaryTests {
             #expect(line.attempts.map(\.status) == [400])
             for gateway in gateways { gateway.kill(SIGTERM) }
             for gateway in gateways { #expect(await gateway.waitForExit(timeout: 10) == 0) }
+            await consumer.stop()
+        }
+
+        /// A consumer that keeps failing is paused for all three gateways, and gets one probe at a
+        /// time across them (not one per gateway); when it recovers, every gateway resumes.
+        @Test func aPausedConsumerGetsOneProbeAtATimeAcrossGateways() async throws {
+            let directory = try DeliveryProcessTests.temporaryDirectory("shared-pause")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            struct Watch {
+                var refusing = true
+                var measuring = false
+                var inFlight = 0
+                var maxInFlight = 0
+                var probes = 0
+            }
+            let watch = Mutex(Watch())
+            let consumer = try await ScriptedConsumer.start { _ in
+                let refusing = watch.withLock { watch in
+                    watch.inFlight += 1
+                    if watch.measuring {
+                        watch.maxInFlight = max(watch.maxInFlight, watch.inFlight)
+                        watch.probes += 1
+                    }
+                    return watch.refusing
+                }
+                try? await Task.sleep(for: .milliseconds(300))
+                watch.withLock { $0.inFlight -= 1 }
+                return .status(refusing ? 503 : 200)
+            }
+            let database = try await Self.freshDatabase()
+            let config = try Self.writeConfig(
+                in: directory, consumerURL: consumer.url,
+                consumerSettings: #", "retry": { "maxAttempts": 100, "initialDelay": "200ms", "maxDelay": "400ms" }"#)
+            let gateways = try Self.start(3, config: config, directory: directory, database: database)
+            var accepted = Set<String>()
+            for index in 0..<30 {
+                let reply = try await GatewayProcess.send(
+                    orderID: "pause-\(index)", secret: Self.secret, port: gateways[index % 3].ingressPort)
+                accepted.insert(try #require(reply.json["id"]))
+            }
+            // Every gateway reports the consumer paused (the ones that did not see five failures
+            // themselves follow the shared pause).
+            for gateway in gateways {
+                let paused = try await Self.poll(timeout: .seconds(30)) { () -> Bool? in
+                    let metrics = try await gateway.admin("/metrics", token: Self.adminToken)
+                    return metrics.text.contains(#"webhook_gateway_consumer_paused{consumer="orders"} 1"#) ? true : nil
+                }
+                #expect(paused == true)
+            }
+            // Attempts still out from before the pause finish within their 300 ms; then, for four
+            // seconds, only probes: never two at once, though three gateways probe.
+            try await Task.sleep(for: .seconds(1))
+            watch.withLock { $0.measuring = true }
+            try await Task.sleep(for: .seconds(4))
+            let measured = watch.withLock { watch in
+                watch.measuring = false
+                return watch
+            }
+            #expect(measured.maxInFlight == 1)
+            #expect(measured.probes >= 3)
+            // Recovered: one probe succeeds and every gateway delivers again.
+            watch.withLock { $0.refusing = false }
+            let all = accepted
+            #expect(
+                await consumer.wait(timeout: .seconds(60)) { received in
+                    let delivered = Set(received.map(\.webhookID))
+                    return delivered.isSuperset(of: all)
+                })
+            for gateway in gateways {
+                let resumed = try await Self.poll(timeout: .seconds(30)) { () -> Bool? in
+                    let metrics = try await gateway.admin("/metrics", token: Self.adminToken)
+                    return metrics.text.contains(#"webhook_gateway_consumer_paused{consumer="orders"} 0"#) ? true : nil
+                }
+                #expect(resumed == true)
+                #expect(try await DeliveryProcessTests.waitForEmptyQueue(gateway, token: Self.adminToken))
+            }
+            for gateway in gateways { gateway.kill(SIGTERM) }
+            for gateway in gateways { #expect(await gateway.waitForExit(timeout: 10) == 0) }
+            await consumer.stop()
+        }
+
+        /// PostgreSQL stopped under two running gateways: each answers 503 to webhooks and on
+        /// `/readyz` (within the store's 5 s deadline, never hanging), and both recover without a
+        /// restart once it is back. Every event acknowledged before, and after, is delivered.
+        @Test func aStoppedDatabaseGives503AndTheGatewaysRecover() async throws {
+            let directory = try DeliveryProcessTests.temporaryDirectory("db-trouble")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            // A cluster of its own: stopping the shared one would fail the other tests.
+            let script = Edge.packageRoot.appendingPathComponent("scripts/postgres-test-cluster.sh").path
+            var environment = ProcessInfo.processInfo.environment
+            environment["TMPDIR"] = directory.path
+            let started = try await Edge.run("/bin/bash", [script, "start"], environment: environment)
+            #expect(started.status == 0, "\(started.stderr)")
+            defer {
+                // Its own TMPDIR: the stop must never reach the shared cluster.
+                let stop = Process()
+                stop.executableURL = URL(fileURLWithPath: "/bin/bash")
+                stop.arguments = [script, "stop"]
+                stop.environment = environment
+                try? stop.run()
+                stop.waitUntilExit()
+            }
+            let url = try #require(
+                started.stdout.split(separator: "\n").first { $0.contains("TEST_POSTGRES_URL=") }
+                    .flatMap { $0.split(separator: "'").dropFirst().first.map(String.init) })
+
+            let consumer = try await ScriptedConsumer.start { _ in .status(200) }
+            let config = try Self.writeConfig(in: directory, consumerURL: consumer.url)
+            let gateways = try Self.start(2, config: config, directory: directory, database: url)
+            var accepted = Set<String>()
+            for index in 0..<6 {
+                let reply = try await GatewayProcess.send(
+                    orderID: "before-\(index)", secret: Self.secret, port: gateways[index % 2].ingressPort)
+                #expect(reply.status == 200)
+                accepted.insert(try #require(reply.json["id"]))
+            }
+
+            let halted = try await Edge.run("/bin/bash", [script, "halt"], environment: environment)
+            #expect(halted.status == 0, "\(halted.stderr)")
+            for gateway in gateways {
+                let refused = try await GatewayProcess.send(
+                    orderID: "during", secret: Self.secret, port: gateway.ingressPort, timeout: .seconds(15))
+                #expect(refused.status == 503)
+                let notReady = try await Self.poll { () -> Int? in
+                    let status = try await gateway.admin("/readyz").status
+                    return status == 503 ? status : nil
+                }
+                #expect(notReady == 503)
+            }
+
+            let resumed = try await Edge.run("/bin/bash", [script, "resume"], environment: environment)
+            #expect(resumed.status == 0, "\(resumed.stderr)")
+            for (index, gateway) in gateways.enumerated() {
+                let ready = try await Self.poll(timeout: .seconds(60)) { () -> Int? in
+                    let status = try await gateway.admin("/readyz").status
+                    return status == 200 ? status : nil
+                }
+                #expect(ready == 200)
+                let reply = try await Self.poll(timeout: .seconds(30)) { () -> [String: String]? in
+                    let reply = try await GatewayProcess.send(
+                        orderID: "after-\(index)", secret: Self.secret, port: gateway.ingressPort, timeout: .seconds(15))
+                    return reply.status == 200 ? reply.json : nil
+                }
+                accepted.insert(try #require(reply?["id"]))
+            }
+            let all = accepted
+            #expect(await consumer.wait(timeout: .seconds(60)) { Set($0.map(\.webhookID)).isSuperset(of: all) })
+            for gateway in gateways { gateway.kill(SIGTERM) }
+            for gateway in gateways { #expect(await gateway.waitForExit(timeout: 15) == 0) }
             await consumer.stop()
         }
 

@@ -104,6 +104,26 @@ extension ConsumerWorker {
             }
         }
 
+        /// Another gateway paused the consumer (several gateways on one store): stop delivering and
+        /// probe as if this gateway had paused it. Whose probe goes out is settled by the store's
+        /// probe lease, so the consumer still gets one at a time.
+        mutating func pausedElsewhere(now: Date, using generator: inout some RandomNumberGenerator) -> Action? {
+            guard !paused else { return nil }
+            paused = true
+            failedProbes = 1
+            scheduleProbe(now: now, retryAfter: nil, using: &generator)
+            return .pause(failures: consecutiveFailures)
+        }
+
+        /// Another gateway's probe succeeded: deliver again.
+        mutating func resumedElsewhere() -> Action? {
+            guard paused else { return nil }
+            paused = false
+            failedProbes = 0
+            consecutiveFailures = 0
+            return .resume
+        }
+
         private mutating func scheduleProbe(
             now: Date, retryAfter: Duration?, using generator: inout some RandomNumberGenerator
         ) {

@@ -125,9 +125,11 @@ final class ConsumerWorker: Sendable {
         var timer = Timer()
         var storeFailing = false
         var generator = SystemRandomNumberGenerator()
+        var shared = SharedPauseSync()
         await withDiscardingTaskGroup { group in
             var iterator = signals.makeAsyncIterator()
             while true {
+                await syncSharedPause(&machine, &shared, using: &generator)
                 await fill(&machine, storeFailing: &storeFailing, group: &group)
                 if machine.finished { break }
                 arm(&timer, for: machine.wakeUp(now: now()), group: &group)
@@ -146,12 +148,50 @@ final class ConsumerWorker: Sendable {
                 }) {
                     if let action = machine.attemptFinished(report, now: now(), using: &generator) {
                         perform(action)
+                        shared.localChange = true
                     }
                 }
             }
             // Nothing is in flight any more: only timers are left, and they are not needed.
             group.cancelAll()
         }
+    }
+
+    /// What this worker knows of the consumer's shared pause (several gateways on one store).
+    struct SharedPauseSync {
+        /// The pause as the store last had it (`nil`: not read yet).
+        var stored: Bool?
+        /// This gateway paused or resumed the consumer and has not written it yet.
+        var localChange = false
+        var lastRead = Date.distantPast
+    }
+
+    /// With a store that shares pauses: writes this gateway's pause or resume for the others, and
+    /// follows theirs (read at most once a poll interval). A store failure leaves the local state
+    /// as it is; the next loop tries again.
+    private func syncSharedPause(
+        _ machine: inout StateMachine, _ shared: inout SharedPauseSync, using generator: inout some RandomNumberGenerator
+    ) async {
+        guard let store = store as? any SharedPauseStore else { return }
+        let at = now()
+        if shared.localChange {
+            do {
+                try await store.recordPause(consumer: endpoint.name, paused: machine.paused, at: at)
+                shared.stored = machine.paused
+                shared.localChange = false
+            } catch {
+                logger.warning("cannot record the consumer's pause for the other gateways", metadata: ["error": "\(error)"])
+            }
+            return
+        }
+        guard at.timeIntervalSince(shared.lastRead) >= TimeInterval(pollInterval.milliseconds) / 1_000 else { return }
+        shared.lastRead = at
+        guard let paused = try? await store.sharedPause(consumer: endpoint.name) else { return }
+        shared.stored = paused
+        guard paused != machine.paused else { return }
+        let action = paused ? machine.pausedElsewhere(now: at, using: &generator) : machine.resumedElsewhere()
+        guard let action else { return }
+        perform(action, elsewhere: true)
     }
 
     /// Leases as many deliveries as the state machine has room for and starts them.
@@ -218,19 +258,25 @@ final class ConsumerWorker: Sendable {
         }
     }
 
-    private func perform(_ action: StateMachine.Action) {
+    private func perform(_ action: StateMachine.Action, elsewhere: Bool = false) {
         switch action {
         case .pause(let failures):
             paused.store(true, ordering: .relaxed)
             observer.pauseChanged(consumer: endpoint.name, paused: true)
-            logger.warning(
-                "consumer paused after consecutive failures; probing with one delivery at a time",
-                metadata: ["failures": "\(failures)"]
-            )
+            if elsewhere {
+                logger.warning("consumer paused by another gateway; probing with one delivery at a time across gateways")
+            } else {
+                logger.warning(
+                    "consumer paused after consecutive failures; probing with one delivery at a time",
+                    metadata: ["failures": "\(failures)"]
+                )
+            }
         case .resume:
             paused.store(false, ordering: .relaxed)
             observer.pauseChanged(consumer: endpoint.name, paused: false)
-            logger.notice("consumer answered a probe; resuming its queue")
+            logger.notice(
+                elsewhere
+                    ? "consumer answered another gateway's probe; resuming its queue" : "consumer answered a probe; resuming its queue")
         }
     }
 }

@@ -207,3 +207,13 @@ public protocol DeliveryQueue: Sendable {
     /// When each of the dead letters of `consumer` that were replayed was last replayed, by id.
     func replayTimes(consumer: String) async throws(StoreError) -> [String: Date]
 }
+
+/// The pause of a consumer as several gateways share it (PostgreSQL). A store with one gateway
+/// keeps none: every gateway's pause is its own, and these do nothing.
+public protocol SharedPauseStore: Sendable {
+    /// Whether the consumer is paused for every gateway.
+    func sharedPause(consumer: String) async throws(StoreError) -> Bool
+
+    /// Records that this gateway paused (or resumed) the consumer, for the others.
+    func recordPause(consumer: String, paused: Bool, at: Date) async throws(StoreError)
+}

@@ -80,18 +80,58 @@ enum PostgresMigration {
           autovacuum_vacuum_insert_scale_factor = 0.05, autovacuum_analyze_scale_factor = 0.05);
         ALTER TABLE dedup_keys SET (autovacuum_vacuum_scale_factor = 0.05, autovacuum_vacuum_insert_scale_factor = 0.05);
         ALTER TABLE events SET (autovacuum_vacuum_scale_factor = 0.05, autovacuum_vacuum_insert_scale_factor = 0.05);
+        """,
+        // Version 2: the pause of a consumer, shared by the gateways. A row while the consumer is
+        // paused; `probe_until` and `probe_token` while one gateway's probe is out.
         """
+        CREATE TABLE consumer_pauses (
+          consumer text PRIMARY KEY,
+          paused_since bigint NOT NULL,
+          probe_until bigint,
+          probe_token bigint
+        );
+        """,
     ]
 
-    static func run(client: PostgresClient, schema: String, logger: Logger, timeout: Duration) async throws(StoreError) {
+    /// Creates or migrates the schema; with `migrate` false (a command that only reads, such as
+    /// `dead-letters export`) only checks that the schema is there and not newer than this build.
+    static func run(
+        client: PostgresClient, schema: String, logger: Logger, timeout: Duration, migrate: Bool = true
+    ) async throws(StoreError) {
         let known = PostgresStore.schemaVersion
         let lockKey = Self.lockKey ^ Int64(truncatingIfNeeded: stableHash(schema))
         let quotedSchema = "\"" + schema.replacingOccurrences(of: "\"", with: "\"\"") + "\""
         try await Deadline.run("migrating the schema", timeout: timeout) {
             try await client.withConnection { connection in
                 try await connection.withTransaction(logger: logger) { connection in
+                    // A gateway that starts while another migrates waits for it here, past the
+                    // session's short lock and statement timeouts (the deadline still bounds it).
+                    try await connection.query("SET LOCAL lock_timeout = 0", logger: logger)
+                    try await connection.query("SET LOCAL statement_timeout = 0", logger: logger)
                     try await connection.query("SELECT pg_advisory_xact_lock(\(lockKey))", logger: logger)
-                    try await connection.query("CREATE SCHEMA IF NOT EXISTS \(unescaped: quotedSchema)", logger: logger)
+                    // CREATE SCHEMA needs the CREATE privilege on the database even when the schema
+                    // exists: only when it is missing, so that a gateway's role needs no more than
+                    // its own schema.
+                    var exists = false
+                    for try await _ in try await connection.query(
+                        "SELECT 1 FROM pg_namespace WHERE nspname = \(schema)", logger: logger)
+                    {
+                        exists = true
+                    }
+                    if !migrate {
+                        var hasTable = false
+                        for try await _ in try await connection.query(
+                            "SELECT 1 FROM pg_tables WHERE schemaname = \(schema) AND tablename = 'webhook_gateway_schema'",
+                            logger: logger)
+                        {
+                            hasTable = true
+                        }
+                        guard exists, hasTable else {
+                            throw StoreError.unavailable("the database has no webhook-gateway schema (start a gateway on it first)")
+                        }
+                    } else if !exists {
+                        try await connection.query("CREATE SCHEMA \(unescaped: quotedSchema)", logger: logger)
+                    }
                     try await connection.query(
                         """
                         CREATE TABLE IF NOT EXISTS \(unescaped: quotedSchema).webhook_gateway_schema (
@@ -108,6 +148,11 @@ enum PostgresMigration {
                             "the database's schema is version \(version), newer than this gateway knows (\(known)); upgrade the gateway")
                     }
                     guard version < known else { return }
+                    guard migrate else {
+                        throw StoreError.unavailable(
+                            "the database's schema is version \(version), older than this build's (\(known)); start a gateway to migrate it"
+                        )
+                    }
                     for step in steps[version..<known] {
                         // Statements run in the gateway's schema (its search_path); several per step.
                         for statement in step.split(separator: ";\n").map({ $0.trimmingCharacters(in: .whitespacesAndNewlines) })

@@ -49,7 +49,7 @@ extension PostgresStore: DeadLetterArchive {
 
     public func snapshot(consumer: String) async throws -> DeadLetterIndex.Snapshot {
         let logger = self.logger
-        return try await run("listing dead letters", timeout: .seconds(30)) { connection in
+        return try await longTransaction("listing dead letters") { connection in
             let rows = try await connection.query(
                 """
                 SELECT id, event_type, dedup_key, dead_lettered_at, seq FROM dead_letters
@@ -74,7 +74,7 @@ extension PostgresStore: DeadLetterArchive {
         guard !entries.isEmpty else { return [] }
         let ids = entries.map(\.id)
         let logger = self.logger
-        let byID: [String: DeadLetter] = try await run("reading dead letters", timeout: .seconds(30)) { connection in
+        let byID: [String: DeadLetter] = try await longTransaction("reading dead letters") { connection in
             let rows = try await connection.query(
                 "SELECT id, line FROM dead_letters WHERE consumer = \(consumer) AND id = ANY(\(ids))", logger: logger)
             var byID: [String: DeadLetter] = [:]
@@ -97,7 +97,7 @@ extension PostgresStore: DeadLetterArchive {
         let logger = self.logger
         let since = since?.milliseconds ?? Int64.min
         let until = until?.milliseconds ?? Int64.max
-        let found: [ExportedLine] = try await run("exporting dead letters", timeout: .seconds(30)) { connection in
+        let found: [ExportedLine] = try await longTransaction("exporting dead letters") { connection in
             let rows = try await connection.query(
                 """
                 SELECT seq, line FROM dead_letters

@@ -13,14 +13,25 @@ import Verification
 /// only where the token still matches: a gateway whose lease ran out (it stalled, and another
 /// gateway took the delivery over) writes nothing.
 extension PostgresStore {
+    /// The shared queue's depth (every gateway's deliveries), from one count of all consumers
+    /// that is at most a second old: `/metrics` asks for each consumer in turn, and a scrape while
+    /// the database is down must fail fast (2 s), not wait a deadline per consumer.
     public func depth(consumer: String) async throws(StoreError) -> Int {
-        let logger = self.logger
-        return try await run("counting the queue") { connection in
-            let rows = try await connection.query(
-                "SELECT count(*) FROM deliveries WHERE consumer = \(consumer)", logger: logger)
-            for try await count in rows.decode(Int64.self) { return Int(count) }
-            return 0
+        let now = ContinuousClock.now
+        if let cached = state.withLock({ state in
+            state.depths.flatMap { now - $0.at < .seconds(1) ? $0.counts : nil }
+        }) {
+            return cached[consumer, default: 0]
         }
+        let logger = self.logger
+        let counts: [String: Int] = try await run("counting the queue", timeout: .seconds(2)) { connection in
+            let rows = try await connection.query("SELECT consumer, count(*) FROM deliveries GROUP BY consumer", logger: logger)
+            var counts: [String: Int] = [:]
+            for try await (consumer, count) in rows.decode((String, Int64).self) { counts[consumer] = Int(count) }
+            return counts
+        }
+        state.withLock { $0.depths = (now, counts) }
+        return counts[consumer, default: 0]
     }
 
     public func claim(
@@ -40,7 +51,16 @@ extension PostgresStore {
         // head leaves the queue only by a committed delete or dead-letter decision, so no gateway
         // can see the second delivery of a lane as eligible while the first is being attempted.
         let order = asProbe ? "d.next_attempt_at, d.id" : "d.id"
-        let claimed = try await transaction("claiming deliveries") { connection in
+        let claimed = try await transaction("claiming deliveries") { connection -> [ClaimedDelivery] in
+            if asProbe {
+                // One probe at a time across gateways: the consumer's probe lease. Another
+                // gateway's probe that is still out means no probe from here.
+                let rows = try await connection.query(
+                    "SELECT probe_until FROM consumer_pauses WHERE consumer = \(consumer) FOR UPDATE", logger: logger)
+                for try await probeUntil in rows.decode(Int64?.self) {
+                    if let probeUntil, probeUntil > nowMilliseconds { return [] }
+                }
+            }
             let rows = try await connection.query(
                 """
                 WITH picked AS MATERIALIZED (
@@ -75,36 +95,130 @@ extension PostgresStore {
                             attempts: try AttemptLog.decode(attemptLog), sandbox: sandbox)
                     ))
             }
+            if asProbe && !claimed.isEmpty {
+                try await connection.query(
+                    """
+                    UPDATE consumer_pauses SET probe_until = \(leaseMilliseconds), probe_token = \(token)
+                    WHERE consumer = \(consumer)
+                    """,
+                    logger: logger)
+            }
             return claimed.sorted { asProbe ? ($0.next, $0.delivery.id) < ($1.next, $1.delivery.id) : $0.delivery.id < $1.delivery.id }
                 .map(\.delivery)
         }
         state.withLock { state in
             for delivery in claimed { state.tokens[delivery.id] = token }
+            if asProbe && !claimed.isEmpty { state.probeTokens.insert(token) }
         }
         return claimed
     }
 
+    /// Records outcomes with group commit, as ingest does: the outcomes that arrive while a
+    /// transaction commits go together in the next one, and the deliveries of a batch are
+    /// deleted with one statement. One commit (one WAL flush) serves many deliveries.
     public func finish(_ updates: [DeliveryUpdate]) async throws(StoreError) {
         guard !updates.isEmpty else { return }
+        let result = await withCheckedContinuation { continuation in
+            let start = state.withLock { state in
+                state.pendingOutcomes.append(PendingOutcomes(updates: updates, continuation: continuation))
+                defer { state.recordingOutcomes = true }
+                return !state.recordingOutcomes
+            }
+            if start { Task { await self.outcomeLoop() } }
+        }
+        try result.get()
+    }
+
+    private func outcomeLoop() async {
+        while true {
+            let batch: [PendingOutcomes] = state.withLock { state in
+                guard !state.pendingOutcomes.isEmpty else {
+                    state.recordingOutcomes = false
+                    return []
+                }
+                var count = 0
+                var taken = 0
+                while taken < state.pendingOutcomes.count && count < configuration.maxBatchSize {
+                    count += state.pendingOutcomes[taken].updates.count
+                    taken += 1
+                }
+                defer { state.pendingOutcomes.removeFirst(taken) }
+                return Array(state.pendingOutcomes.prefix(taken))
+            }
+            if batch.isEmpty { return }
+            let result: Result<Void, StoreError>
+            do {
+                try await record(batch.flatMap(\.updates))
+                result = .success(())
+            } catch {
+                result = .failure(error)
+            }
+            for pending in batch { pending.continuation.resume(returning: result) }
+        }
+    }
+
+    private func record(_ updates: [DeliveryUpdate]) async throws(StoreError) {
         let tokens = state.withLock { state in updates.map { state.tokens[$0.id] } }
+        let probes = state.withLock { state in tokens.compactMap { $0 }.filter { state.probeTokens.contains($0) } }
         let logger = self.logger
-        let lost = try await transaction("recording outcomes") { connection in
+        // Forgotten whatever happens: an outcome that could not be written is not written later
+        // (the lease runs out and the delivery is claimed again, with a new token).
+        defer {
+            state.withLock { state in
+                for update in updates { state.tokens[update.id] = nil }
+                state.probeTokens.subtract(probes)
+                state.depths = nil
+            }
+        }
+        // Without a token (a delivery this gateway did not claim: the gateway itself never does
+        // this; a tool or a test may) an outcome is written only where no gateway holds a lease:
+        // token 0 stands for "none", which no claim hands out.
+        var lost = 0
+        var deliveredIDs: [Int64] = []
+        var deliveredTokens: [Int64] = []
+        var others: [(DeliveryUpdate, Int64)] = []
+        for (update, token) in zip(updates, tokens) {
+            let token = token ?? 0
+            if case .delivered(let id) = update {
+                deliveredIDs.append(id)
+                deliveredTokens.append(token)
+            } else {
+                others.append((update, token))
+            }
+        }
+        let changes = OutcomeChanges(
+            deliveredIDs: deliveredIDs, deliveredTokens: deliveredTokens, others: others.map { OutcomeChange(update: $0.0, token: $0.1) })
+        lost += try await transaction("recording outcomes") { connection in
             var lost = 0
-            for (update, token) in zip(updates, tokens) {
-                // Without a token (an update of a delivery this gateway never claimed) the row must
-                // not be leased by anyone.
+            if !probes.isEmpty {
+                // The probe is back: the consumer's probe lease is free for the next one.
+                try await connection.query(
+                    "UPDATE consumer_pauses SET probe_until = NULL, probe_token = NULL WHERE probe_token = ANY(\(probes))",
+                    logger: logger)
+            }
+            if !changes.deliveredIDs.isEmpty {
+                let rows = try await connection.query(
+                    """
+                    DELETE FROM deliveries d USING unnest(\(changes.deliveredIDs)::bigint[], \(changes.deliveredTokens)::bigint[]) AS t(id, token)
+                    WHERE d.id = t.id AND coalesce(d.claim_token, 0) = t.token RETURNING d.id
+                    """,
+                    logger: logger)
+                var deleted = 0
+                for try await _ in rows { deleted += 1 }
+                lost += changes.deliveredIDs.count - deleted
+            }
+            for change in changes.others {
+                let token = change.token
                 let rows: PostgresRowSequence
-                switch update {
-                case .delivered(let id):
-                    rows = try await connection.query(
-                        "DELETE FROM deliveries WHERE id = \(id) AND claim_token IS NOT DISTINCT FROM \(token) RETURNING 1",
-                        logger: logger)
+                switch change.update {
+                case .delivered:
+                    continue
                 case .retry(let id, let attempts, let nextAttemptAt):
                     rows = try await connection.query(
                         """
                         UPDATE deliveries SET attempts = \(attempts.count), attempt_log = \(try AttemptLog.encode(attempts)),
                           next_attempt_at = \(nextAttemptAt.milliseconds), lease_until = NULL, claim_token = NULL
-                        WHERE id = \(id) AND claim_token IS NOT DISTINCT FROM \(token) RETURNING 1
+                        WHERE id = \(id) AND coalesce(claim_token, 0) = \(token) RETURNING 1
                         """,
                         logger: logger)
                 case .deadLetter(let id, let attempts, let reason, let at):
@@ -115,7 +229,7 @@ extension PostgresStore {
                           attempt_log = \(try AttemptLog.encode(attempts)), reason = \(reason),
                           finished_at = \(at.milliseconds), dead_letter_id = \(deadLetterID), lease_until = NULL,
                           claim_token = NULL
-                        WHERE id = \(id) AND claim_token IS NOT DISTINCT FROM \(token) RETURNING 1
+                        WHERE id = \(id) AND coalesce(claim_token, 0) = \(token) RETURNING 1
                         """,
                         logger: logger)
                 }
@@ -124,9 +238,6 @@ extension PostgresStore {
                 if !changed { lost += 1 }
             }
             return lost
-        }
-        state.withLock { state in
-            for update in updates { state.tokens[update.id] = nil }
         }
         if lost > 0 {
             // Another gateway took these over after this one's lease ran out (or they are gone):
@@ -147,17 +258,27 @@ extension PostgresStore {
                 "DELETE FROM deliveries WHERE id = ANY(\(deliveryIDs)) AND state = 'dying'", logger: logger)
             return ()
         }
+        state.withLock { $0.depths = nil }
     }
 
     public func deadLettersToWrite(limit: Int) async throws(StoreError) -> [DeadLetterToWrite] {
         let logger = self.logger
-        return try await run("reading dead letters to write") { connection in
+        let now = self.now().milliseconds
+        return try await transaction("reading dead letters to write") { connection in
+            // Taken for 30 s (`lease_until` on a dying row), so that the dead-letter services of
+            // several gateways do not each write, count and log the same dead letters. One whose
+            // gateway died before taking it out of the queue is taken again after that.
             let rows = try await connection.query(
                 """
-                SELECT d.id, d.consumer, d.dead_letter_id, d.reason, d.finished_at, d.attempt_log,
+                WITH taken AS MATERIALIZED (
+                  SELECT id FROM deliveries
+                  WHERE state = 'dying' AND (lease_until IS NULL OR lease_until <= \(now))
+                  ORDER BY id LIMIT \(limit) FOR UPDATE SKIP LOCKED)
+                UPDATE deliveries d SET lease_until = \(now + 30_000)
+                FROM taken, events e
+                WHERE d.id = taken.id AND e.id = d.event_id
+                RETURNING d.id, d.consumer, d.dead_letter_id, d.reason, d.finished_at, d.attempt_log,
                   e.id, e.source, e.event_type, e.dedup_key, e.received_at, e.headers, e.body
-                FROM deliveries d JOIN events e ON e.id = d.event_id
-                WHERE d.state = 'dying' ORDER BY d.id LIMIT \(limit)
                 """,
                 logger: logger
             )
@@ -187,7 +308,7 @@ extension PostgresStore {
                         )
                     ))
             }
-            return found
+            return found.sorted { $0.deliveryID < $1.deliveryID }
         }
     }
 
@@ -205,18 +326,41 @@ extension PostgresStore {
             var seen = Set<String>()
             let ids = deadLetters.map(\.id)
             var replayedBefore = Set<String>()
-            if !force {
+            if dryRun && !force {
                 let rows = try await connection.query(
                     "SELECT dead_letter_id FROM replays WHERE dead_letter_id = ANY(\(ids))", logger: logger)
                 for try await id in rows.decode(String.self) { replayedBefore.insert(id) }
             }
             for deadLetter in deadLetters where seen.insert(deadLetter.id).inserted {
-                if replayedBefore.contains(deadLetter.id) {
+                if dryRun {
+                    if replayedBefore.contains(deadLetter.id) {
+                        result.skipped.append(deadLetter.id)
+                    } else {
+                        result.replayed.append(deadLetter.id)
+                    }
+                    continue
+                }
+                // The replay is claimed first: of two replays at once (one gateway or two), the
+                // second finds the claim and skips, instead of both queueing the dead letter.
+                let claim = try await connection.query(
+                    force
+                        ? """
+                        INSERT INTO replays (dead_letter_id, consumer, replayed_at) VALUES (\(deadLetter.id), \(consumer), \(nowMilliseconds))
+                        ON CONFLICT (dead_letter_id) DO UPDATE SET replayed_at = EXCLUDED.replayed_at RETURNING 1
+                        """
+                        : """
+                        INSERT INTO replays (dead_letter_id, consumer, replayed_at) VALUES (\(deadLetter.id), \(consumer), \(nowMilliseconds))
+                        ON CONFLICT (dead_letter_id) DO NOTHING RETURNING 1
+                        """,
+                    logger: logger
+                )
+                var claimed = false
+                for try await _ in claim { claimed = true }
+                guard claimed else {
                     result.skipped.append(deadLetter.id)
                     continue
                 }
                 result.replayed.append(deadLetter.id)
-                if dryRun { continue }
                 guard let body = deadLetter.bodyBytes else {
                     throw StoreError.corrupt("dead letter \(deadLetter.id) has no body")
                 }
@@ -240,18 +384,12 @@ extension PostgresStore {
                     """,
                     logger: logger
                 )
-                try await connection.query(
-                    """
-                    INSERT INTO replays (dead_letter_id, consumer, replayed_at) VALUES (\(deadLetter.id), \(consumer), \(nowMilliseconds))
-                    ON CONFLICT (dead_letter_id) DO UPDATE SET replayed_at = EXCLUDED.replayed_at
-                    """,
-                    logger: logger
-                )
             }
             return result
         }
         if dryRun { return try await run("planning a replay", work) }
-        return try await transaction("replaying dead letters", timeout: .seconds(30), work)
+        defer { state.withLock { $0.depths = nil } }
+        return try await longTransaction("replaying dead letters", work)
     }
 
     public func replayTimes(consumer: String) async throws(StoreError) -> [String: Date] {
@@ -264,4 +402,47 @@ extension PostgresStore {
             return times
         }
     }
+}
+
+extension PostgresStore {
+    public func sharedPause(consumer: String) async throws(StoreError) -> Bool {
+        let logger = self.logger
+        return try await run("reading a consumer's pause") { connection in
+            let rows = try await connection.query("SELECT 1 FROM consumer_pauses WHERE consumer = \(consumer)", logger: logger)
+            for try await _ in rows { return true }
+            return false
+        }
+    }
+
+    public func recordPause(consumer: String, paused: Bool, at: Date) async throws(StoreError) {
+        let logger = self.logger
+        let at = at.milliseconds
+        try await run("recording a consumer's pause") { connection in
+            if paused {
+                try await connection.query(
+                    "INSERT INTO consumer_pauses (consumer, paused_since) VALUES (\(consumer), \(at)) ON CONFLICT (consumer) DO NOTHING",
+                    logger: logger)
+            } else {
+                try await connection.query("DELETE FROM consumer_pauses WHERE consumer = \(consumer)", logger: logger)
+            }
+            return ()
+        }
+    }
+}
+
+/// Outcomes waiting for the next transaction, with their caller.
+struct PendingOutcomes: Sendable {
+    let updates: [DeliveryUpdate]
+    let continuation: CheckedContinuation<Result<Void, StoreError>, Never>
+}
+
+private struct OutcomeChange: Sendable {
+    var update: DeliveryUpdate
+    var token: Int64
+}
+
+private struct OutcomeChanges: Sendable {
+    var deliveredIDs: [Int64]
+    var deliveredTokens: [Int64]
+    var others: [OutcomeChange]
 }

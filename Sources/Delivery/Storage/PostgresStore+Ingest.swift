@@ -21,7 +21,7 @@ extension PostgresStore {
     public func accept(_ event: IncomingEvent) async throws(StoreError) -> AcceptOutcome {
         let result = await withCheckedContinuation { continuation in
             let start = state.withLock { state in
-                state.pending.append(PendingAccept(event: event, continuation: continuation))
+                state.pending.append(PendingAccept(event: event, continuation: continuation, enqueuedAt: .now))
                 defer { state.committing = true }
                 return !state.committing
             }
@@ -30,16 +30,31 @@ extension PostgresStore {
         return try result.get()
     }
 
+    /// The seed of the lane locks' hash: the schema's, so that stores in different schemas of one
+    /// database never wait for each other's lanes (advisory locks are per database).
+    package static func laneLockSeed(schema: String) -> Int64 {
+        Int64(truncatingIfNeeded: PostgresMigration.stableHash(schema) >> 1)
+    }
+
     private func commitLoop() async {
         while true {
-            let batch: [PendingAccept] = state.withLock { state in
+            let limit = ContinuousClock.now - configuration.operationTimeout
+            let (batch, expired): ([PendingAccept], [PendingAccept]) = state.withLock { state in
+                // Requests that waited a whole deadline for their turn (the database is slow or
+                // gone and the batches before them timed out) are answered 503 now rather than
+                // after yet another batch: the queue cannot grow a wait of minutes.
+                let expired = state.pending.filter { $0.enqueuedAt < limit }
+                if !expired.isEmpty { state.pending.removeAll { $0.enqueuedAt < limit } }
                 guard !state.pending.isEmpty else {
                     state.committing = false
-                    return []
+                    return ([], expired)
                 }
                 let count = min(state.pending.count, configuration.maxBatchSize)
                 defer { state.pending.removeFirst(count) }
-                return Array(state.pending.prefix(count))
+                return (Array(state.pending.prefix(count)), expired)
+            }
+            for pending in expired {
+                pending.continuation.resume(returning: .failure(.unavailable("waited too long for the database")))
             }
             if batch.isEmpty { return }
             let results = await commit(batch.map(\.event))
@@ -67,6 +82,7 @@ extension PostgresStore {
         }
         let failed = results.contains { if case .failure = $0 { true } else { false } }
         let wasSucceeding = state.withLock { state in
+            state.depths = nil
             defer {
                 state.lastWriteSucceeded = !failed
                 if !failed { state.commitCount += 1 }
@@ -86,15 +102,28 @@ extension PostgresStore {
         // The first request of each key in the batch is stored; a later one is its duplicate.
         var firstIndexByKey: [String: Int] = [:]
         var unique: [Int] = []
-        for (index, event) in events.enumerated() where firstIndexByKey[event.dedupKey.rawValue] == nil {
-            firstIndexByKey[event.dedupKey.rawValue] = index
+        for (index, event) in events.enumerated() where firstIndexByKey[BatchInput.storable(event.dedupKey.rawValue)] == nil {
+            firstIndexByKey[BatchInput.storable(event.dedupKey.rawValue)] = index
             unique.append(index)
         }
         let input = BatchInput(
             events: unique.map { events[$0] }, retention: configuration.dedupRetention.milliseconds, now: now().milliseconds)
         let logger = self.logger
+        let lanes = Array(Set(input.events.compactMap { event in event.orderID.map { OrderLane.key(source: event.source, orderID: $0) } }))
+            .sorted()
+        let seed = Self.laneLockSeed(schema: configuration.schema)
         let claimed: [String: String] = try await transaction("storing events") { connection in
             var claimed: [String: String] = [:]
+            if !lanes.isEmpty {
+                // The order lanes of the batch, locked until COMMIT, in sorted order (no deadlock):
+                // another gateway's batch with an event of the same order waits, so its delivery
+                // gets a later id than this one's, and a lane's ids follow the order of commits.
+                // Without the lock, a later id could commit first and be delivered before an
+                // earlier event of its order.
+                try await connection.query(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(lane, \(seed))) FROM unnest(\(lanes)::text[]) AS t(lane) ORDER BY lane",
+                    logger: logger)
+            }
             let rows = try await connection.query(input.query, logger: logger)
             for try await (key, eventID) in rows.decode((String, String).self) { claimed[key] = eventID }
             // Keys another request holds: read their first event's id (committed by now: the claim
@@ -108,6 +137,7 @@ extension PostgresStore {
             }
             // Verified bodies that are not an envelope go straight to the dead letters (rare).
             for event in input.events where event.deadLetterReason != nil && claimed[event.dedupKey.rawValue] == event.id {
+                // (input.events carry the stored form of their keys)
                 let receivedAt = event.receivedAt.milliseconds
                 let lane = event.orderID.map { OrderLane.key(source: event.source, orderID: $0) }
                 for consumer in event.consumers {
@@ -127,7 +157,7 @@ extension PostgresStore {
             return claimed
         }
         return try events.map { event throws(StoreError) -> AcceptOutcome in
-            let key = event.dedupKey.rawValue
+            let key = BatchInput.storable(event.dedupKey.rawValue)
             guard let value = claimed[key] else { throw .corrupt("dedup claim of a batch vanished") }
             if value.hasPrefix("\u{0}") { return .duplicate(firstEventID: String(value.dropFirst())) }
             return value == event.id ? .accepted(eventID: event.id) : .duplicate(firstEventID: value)
@@ -137,6 +167,10 @@ extension PostgresStore {
 
 /// The columns of a batch as arrays, for one `INSERT … SELECT FROM unnest(…)` statement.
 private struct BatchInput: Sendable {
+    static func storable(_ text: String) -> String {
+        text.contains("\u{0}") ? text.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : text
+    }
+
     let events: [IncomingEvent]
     let keys: [String]
     let query: PostgresQuery
@@ -144,6 +178,17 @@ private struct BatchInput: Sendable {
     init(events: [IncomingEvent], retention: Int64, now: Int64) {
         // Claims are made in key order (no deadlock between gateways); deliveries are inserted in
         // arrival order (`ord`), so that an order lane's ids follow the order of receipt.
+        // PostgreSQL's text cannot hold U+0000, which a JSON string can (`\u0000`): an event with
+        // one in its order id, type or key would be refused for good (and TikTok's retries with
+        // it). It is stored with U+FFFD in its place, the same way every time, so dedup and order
+        // lanes still hold; the body (bytea) keeps the exact bytes.
+        let events = events.map { event in
+            var event = event
+            event.eventType = event.eventType.map(Self.storable)
+            event.orderID = event.orderID.map(Self.storable)
+            event.dedupKey = DedupKey(rawValue: Self.storable(event.dedupKey.rawValue))
+            return event
+        }
         self.events = events
         keys = events.map(\.dedupKey.rawValue)
         let ord = Array(0..<events.count)
@@ -201,8 +246,10 @@ extension PostgresFailure {
     /// the connection or the server being unavailable, or the transaction losing a conflict.
     var isAboutTheRequest: Bool {
         guard let sqlState else { return false }
-        // 08: connection exception; 53: insufficient resources; 57: operator intervention
-        // (shutdown, cancel); 58: system error; 40: transaction rollback (deadlock, serialization).
-        return !["08", "53", "57", "58"].contains(where: sqlState.hasPrefix)
+        // 08: connection exception; 25: invalid transaction state (a read-only standby after a
+        // failover); 40: transaction rollback (deadlock, serialization); 53: insufficient
+        // resources; 55: lock not available (lock_timeout); 57: operator intervention (shutdown,
+        // cancel, statement_timeout); 58: system error. None of these is one request's fault.
+        return !["08", "25", "40", "53", "55", "57", "58"].contains(where: sqlState.hasPrefix)
     }
 }

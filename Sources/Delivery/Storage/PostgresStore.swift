@@ -22,7 +22,7 @@ public import Verification
 /// Ingest uses group commit as the SQLite store does: the requests that arrive while a transaction
 /// commits go together in the next one (see `PostgresStore+Ingest.swift`). The design and its
 /// measurements are in docs/design.md, "Several gateways on PostgreSQL".
-public final class PostgresStore: EventStore, DedupStore, DeliveryQueue, RetainingStore, Sendable {
+public final class PostgresStore: EventStore, DedupStore, DeliveryQueue, RetainingStore, SharedPauseStore, Sendable {
     public struct Configuration: Sendable {
         public var connection: PostgresURL
         /// The most connections this gateway opens.
@@ -35,6 +35,8 @@ public final class PostgresStore: EventStore, DedupStore, DeliveryQueue, Retaini
         public var schema: String
         /// How long a request may wait for the database before it is answered 503.
         public var operationTimeout: Duration
+        /// Create or migrate the schema at start (a gateway); `false` only checks it (a command).
+        public var migrate = true
 
         public init(
             connection: PostgresURL,
@@ -54,7 +56,7 @@ public final class PostgresStore: EventStore, DedupStore, DeliveryQueue, Retaini
     }
 
     /// The schema version this build writes; a database with a newer one is refused.
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
 
     let configuration: Configuration
     let logger: Logger
@@ -69,18 +71,28 @@ public final class PostgresStore: EventStore, DedupStore, DeliveryQueue, Retaini
         var lastWriteSucceeded = true
         /// The claim token of each delivery this gateway holds a lease on.
         var tokens: [Int64: Int64] = [:]
+        /// The claim tokens of this gateway's probes that hold a consumer's probe lease.
+        var probeTokens: Set<Int64> = []
+        /// Outcomes waiting for their transaction, and whether the loop that writes them runs.
+        var pendingOutcomes: [PendingOutcomes] = []
+        var recordingOutcomes = false
+        /// The last answer of ``checkWritable()`` and when it was taken.
+        var writable: (at: ContinuousClock.Instant, ok: Bool)?
+        /// The last count of the shared queue, per consumer, and when it was taken.
+        var depths: (at: ContinuousClock.Instant, counts: [String: Int])?
         var commitCount = 0
     }
 
     struct PendingAccept: Sendable {
         let event: IncomingEvent
         let continuation: CheckedContinuation<Result<AcceptOutcome, StoreError>, Never>
+        let enqueuedAt: ContinuousClock.Instant
     }
 
     /// Connects, and creates or migrates the schema (waiting for another gateway that is migrating).
     ///
-    /// - Throws: ``StoreError`` when the database cannot be reached within the operation timeout
-    ///   (twice that for the migration), or its schema is newer than this build knows.
+    /// - Throws: ``StoreError`` when the database cannot be reached, or the schema not created or
+    ///   checked, within 60 s, or its schema is newer than this build knows.
     public init(
         configuration: Configuration,
         logger: Logger,
@@ -92,15 +104,18 @@ public final class PostgresStore: EventStore, DedupStore, DeliveryQueue, Retaini
         var options = PostgresClient.Configuration.Options()
         options.maximumConnections = max(2, configuration.maxConnections)
         options.connectTimeout = configuration.operationTimeout
-        // Bounds on what one session may hold: a statement that runs away, or a transaction left
-        // open by a stalled gateway, must not hold locks (and vacuum) for long.
+        // Bounds on what one session may hold, shorter than a request's deadline where they can
+        // be: a statement or a lock wait that outlives the request would keep its connection (and
+        // its locks, which other gateways' batches then wait for) after the caller got its 503.
+        // Pruning, replay and listings raise `statement_timeout` for their own transaction.
+        let seconds = max(1, Int(configuration.operationTimeout.components.seconds))
         options.additionalStartupParameters = [
             ("application_name", "webhook-gateway"),
             ("search_path", configuration.schema),
             ("synchronous_commit", "on"),
-            ("statement_timeout", "30s"),
-            ("idle_in_transaction_session_timeout", "60s"),
-            ("lock_timeout", "30s"),
+            ("statement_timeout", "\(seconds)s"),
+            ("lock_timeout", "\(max(1, seconds / 2))s"),
+            ("idle_in_transaction_session_timeout", "\(seconds * 2)s"),
         ]
         var clientConfiguration = configuration.connection.clientConfiguration
         clientConfiguration.options = options
@@ -110,10 +125,37 @@ public final class PostgresStore: EventStore, DedupStore, DeliveryQueue, Retaini
         do {
             try await PostgresMigration.run(
                 client: client, schema: configuration.schema, logger: logger,
-                timeout: configuration.operationTimeout * 2)
+                timeout: .seconds(60), migrate: configuration.migrate)
         } catch {
             runner.cancel()
             throw error
+        }
+        await warnAboutClockSkew()
+    }
+
+    /// Leases and retry times are compared with each gateway's own clock: gateways whose clocks
+    /// disagree by seconds take over each other's deliveries early (sent twice). Say so at start
+    /// when this machine's clock differs from the database server's by more than a second.
+    private func warnAboutClockSkew() async {
+        let logger = self.logger
+        let before = now()
+        guard
+            let serverMilliseconds = try? await run(
+                "reading the database's clock", timeout: .seconds(2),
+                { connection in
+                    let rows = try await connection.query(
+                        "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint", logger: logger)
+                    for try await value in rows.decode(Int64.self) { return value }
+                    return Int64(0)
+                })
+        else { return }
+        let after = now()
+        let local = (before.milliseconds + after.milliseconds) / 2
+        let skew = Double(serverMilliseconds - local) / 1_000
+        if abs(skew) > 1 {
+            logger.warning(
+                "this machine's clock differs from the database server's; keep the gateways' clocks synchronized (NTP): leases assume it",
+                metadata: ["skewSeconds": "\(skew)"])
         }
     }
 
@@ -152,6 +194,19 @@ public final class PostgresStore: EventStore, DedupStore, DeliveryQueue, Retaini
         }
     }
 
+    /// A transaction for rare, large work (pruning, replay, listings) that may take up to 30 s:
+    /// the session's short `statement_timeout` is raised for it alone.
+    func longTransaction<T: Sendable>(
+        _ what: String,
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws(StoreError) -> T {
+        let logger = self.logger
+        return try await transaction(what, timeout: .seconds(30)) { connection in
+            try await connection.query("SET LOCAL statement_timeout = '30s'", logger: logger)
+            return try await body(connection)
+        }
+    }
+
     // MARK: EventStore
 
     public func event(id: String) async throws(StoreError) -> StoredEvent? {
@@ -175,18 +230,28 @@ public final class PostgresStore: EventStore, DedupStore, DeliveryQueue, Retaini
         }
     }
 
+    /// Whether the database answers and takes writes (a primary, not a standby in recovery), at
+    /// most once a second: `/readyz` is open to anyone who reaches the admin port, and every
+    /// gateway's probe would otherwise be a query. Reads no shared row, so the gateways' checks
+    /// never wait for each other.
     public func checkWritable() async -> Bool {
-        let logger = self.logger
-        let now = self.now().milliseconds
-        do {
-            try await run("checking the store", timeout: .seconds(2)) { connection in
-                try await connection.query("UPDATE health SET checked_at = \(now) WHERE id = 1", logger: logger)
-                return ()
-            }
-            return true
-        } catch {
-            return false
+        let now = ContinuousClock.now
+        if let cached = state.withLock({ state in state.writable.flatMap { now - $0.at < .seconds(1) ? $0.ok : nil } }) {
+            return cached
         }
+        let logger = self.logger
+        let ok: Bool
+        do {
+            ok = try await run("checking the store", timeout: .seconds(2)) { connection in
+                let rows = try await connection.query("SELECT NOT pg_is_in_recovery()", logger: logger)
+                for try await writable in rows.decode(Bool.self) { return writable }
+                return false
+            }
+        } catch {
+            ok = false
+        }
+        state.withLock { $0.writable = (now, ok) }
+        return ok
     }
 
     // MARK: DedupStore
@@ -207,7 +272,7 @@ public final class PostgresStore: EventStore, DedupStore, DeliveryQueue, Retaini
     public func pruneExpiredDedupKeys(now: Date, limit: Int) async throws(StoreError) -> Int {
         let logger = self.logger
         let now = now.milliseconds
-        return try await run("pruning dedup keys", timeout: .seconds(30)) { connection in
+        return try await longTransaction("pruning dedup keys") { connection in
             // SKIP LOCKED: two gateways pruning at once take different keys instead of waiting.
             let rows = try await connection.query(
                 """
@@ -229,7 +294,7 @@ public final class PostgresStore: EventStore, DedupStore, DeliveryQueue, Retaini
         let logger = self.logger
         let nowMilliseconds = now.milliseconds
         let cutoff = nowMilliseconds - retention.milliseconds
-        return try await transaction("pruning events", timeout: .seconds(30)) { connection in
+        return try await longTransaction("pruning events") { connection in
             let marked = try await connection.query(
                 """
                 WITH done AS (
@@ -268,6 +333,46 @@ public final class PostgresStore: EventStore, DedupStore, DeliveryQueue, Retaini
         }
     }
 
+    /// The settings a pooled session runs with, for tests: `synchronous_commit`,
+    /// `statement_timeout`, `lock_timeout`, `idle_in_transaction_session_timeout`.
+    package func sessionSettings() async throws(StoreError) -> [String: String] {
+        let logger = self.logger
+        return try await run("reading session settings") { connection in
+            var settings: [String: String] = [:]
+            for name in ["synchronous_commit", "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"] {
+                let rows = try await connection.query("SELECT current_setting(\(name))", logger: logger)
+                for try await value in rows.decode(String.self) { settings[name] = value }
+            }
+            return settings
+        }
+    }
+
+    /// Runs SQL statements in one transaction on the store's connection, for tests; returns the
+    /// first column of the last statement's rows (cast it to text).
+    package func executeForTests(_ statements: [String], inTransaction: Bool = true) async throws(StoreError) -> [String] {
+        let logger = self.logger
+        let body: @Sendable (PostgresConnection) async throws -> [String] = { connection in
+            var values: [String] = []
+            for statement in statements {
+                values = []
+                let rows = try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                for try await value in rows.decode(String?.self) { values.append(value ?? "") }
+            }
+            return values
+        }
+        // CREATE DATABASE, for one, cannot run inside a transaction.
+        if !inTransaction { return try await run("a test's statements", timeout: .seconds(30), body) }
+        return try await longTransaction("a test's statements") { connection in
+            var values: [String] = []
+            for statement in statements {
+                values = []
+                let rows = try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                for try await value in rows.decode(String?.self) { values.append(value ?? "") }
+            }
+            return values
+        }
+    }
+
     /// How many group-commit transactions have committed since the store was opened.
     public var commitCount: Int { state.withLock { $0.commitCount } }
 }
@@ -278,16 +383,20 @@ public final class PostgresStore: EventStore, DedupStore, DeliveryQueue, Retaini
 public struct PostgresURL: Sendable, Equatable, CustomStringConvertible {
     public enum TLSMode: String, Sendable, CaseIterable {
         case disable, prefer, require
-        /// Encrypted, with the server's certificate checked against the system's roots and its name.
+        /// Encrypted, with the server's certificate checked against the trusted roots.
+        case verifyCA = "verify-ca"
+        /// As `verify-ca`, and the certificate must name the host.
         case verifyFull = "verify-full"
     }
 
     public var host: String
     public var port: Int
     public var username: String
-    var password: String?
+    package var password: String?
     public var database: String
     public var tls: TLSMode
+    /// `sslrootcert`: a PEM file of the roots to trust (a private CA) instead of the system's.
+    public var rootCertificate: String?
 
     /// Why a URL was refused; never quotes the password.
     public struct Invalid: Error, Sendable, CustomStringConvertible {
@@ -315,21 +424,26 @@ public struct PostgresURL: Sendable, Equatable, CustomStringConvertible {
         let database = String(components.path.drop(while: { $0 == "/" }))
         guard !database.isEmpty else { throw Invalid(description: "the URL names no database") }
         var tls = TLSMode.prefer
+        var rootCertificate: String?
         for item in components.queryItems ?? [] {
             switch item.name {
             case "sslmode":
                 switch item.value ?? "" {
                 case "disable": tls = .disable
                 case "allow", "prefer": tls = .prefer
-                case "require", "verify-ca": tls = .require
+                case "require": tls = .require
+                case "verify-ca": tls = .verifyCA
                 case "verify-full": tls = .verifyFull
                 default:
                     throw Invalid(
                         description: "sslmode \"\(item.value ?? "")\" is not one of disable, allow, prefer, require, verify-ca, verify-full"
                     )
                 }
+            case "sslrootcert":
+                guard let path = item.value, !path.isEmpty else { throw Invalid(description: "sslrootcert names no file") }
+                rootCertificate = path
             default:
-                throw Invalid(description: "unknown URL parameter \"\(item.name)\" (supported: sslmode)")
+                throw Invalid(description: "unknown URL parameter \"\(item.name)\" (supported: sslmode, sslrootcert)")
             }
         }
         self.init(
@@ -338,6 +452,10 @@ public struct PostgresURL: Sendable, Equatable, CustomStringConvertible {
             password: components.password.map { $0.removingPercentEncoding ?? $0 },
             database: database.removingPercentEncoding ?? database,
             tls: tls)
+        self.rootCertificate = rootCertificate
+        if rootCertificate != nil && (tls == .disable || tls == .prefer || tls == .require) {
+            throw Invalid(description: "sslrootcert needs sslmode=verify-ca or verify-full (the others do not check the certificate)")
+        }
     }
 
     public var description: String {
@@ -354,8 +472,11 @@ public struct PostgresURL: Sendable, Equatable, CustomStringConvertible {
             var configuration = TLSConfiguration.makeClientConfiguration()
             configuration.certificateVerification = .none
             tlsSetting = tls == .prefer ? .prefer(configuration) : .require(configuration)
-        case .verifyFull:
-            tlsSetting = .require(.makeClientConfiguration())
+        case .verifyCA, .verifyFull:
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            if tls == .verifyCA { configuration.certificateVerification = .noHostnameVerification }
+            if let rootCertificate { configuration.trustRoots = .file(rootCertificate) }
+            tlsSetting = .require(configuration)
         }
         return PostgresClient.Configuration(
             host: host, port: port, username: username, password: password, database: database, tls: tlsSetting)
@@ -375,6 +496,9 @@ enum Deadline {
         let box = OnceContinuation<T>()
         let result: Result<T, StoreError> = await withCheckedContinuation { continuation in
             box.set(continuation)
+            let timer = Task {
+                try? await Task.sleep(for: timeout)
+            }
             let work = Task {
                 let result: Result<T, StoreError>
                 do {
@@ -386,10 +510,16 @@ enum Deadline {
                 } catch {
                     result = .failure(.unavailable("\(what) failed", underlying: PostgresFailure(error)))
                 }
-                box.take()?.resume(returning: result)
+                // Taken before the timer is cancelled: the timer's watcher then finds nothing to
+                // answer (the other way round, it could answer "no answer" to a finished work).
+                let continuation = box.take()
+                timer.cancel()
+                continuation?.resume(returning: result)
             }
             Task {
-                try? await Task.sleep(for: timeout)
+                // Ends when the timer does: at the deadline, or at once when the work finished
+                // first (the timer is cancelled, so no sleeping task is left per operation).
+                await timer.value
                 guard let continuation = box.take() else { return }
                 work.cancel()
                 continuation.resume(returning: .failure(.unavailable("\(what): no answer from the database within \(timeout)")))

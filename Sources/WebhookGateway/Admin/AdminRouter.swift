@@ -79,6 +79,9 @@ enum AdminRouter {
                 return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
             } catch let failure as DeadLetterAdmin.Failure {
                 return failure.response
+            } catch let error as StoreError {
+                // The store (PostgreSQL) is down or slow: "not now", as for ingest.
+                return Response.json(.serviceUnavailable, ["error": "the store is unavailable: \(error.detail)"])
             }
         }
         router.post("/admin/dead-letters/replay") { request, _ in
@@ -110,6 +113,8 @@ enum AdminRouter {
                 )
             } catch let failure as DeadLetterAdmin.Failure {
                 return failure.response
+            } catch let error as StoreError {
+                return Response.json(.serviceUnavailable, ["error": "the store is unavailable: \(error.detail)"])
             }
         }
         return router

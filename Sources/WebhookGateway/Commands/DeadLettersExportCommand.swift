@@ -49,8 +49,11 @@ extension DeadLettersCommand {
             if let postgres = configuration.storage.postgres {
                 var logger = Logger(label: "webhook-gateway")
                 logger.logLevel = .error
-                let store = try await PostgresStore(
-                    configuration: .init(connection: postgres.url, maxConnections: 2), logger: logger)
+                // Reads only: the schema is checked, never migrated (a newer CLI must not upgrade a
+                // database its running gateways do not know yet).
+                var storeConfiguration = PostgresStore.Configuration(connection: postgres.url, maxConnections: 2)
+                storeConfiguration.migrate = false
+                let store = try await PostgresStore(configuration: storeConfiguration, logger: logger)
                 var after: Int64 = 0
                 while true {
                     let page = try await store.exportLines(

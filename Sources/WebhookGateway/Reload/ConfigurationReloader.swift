@@ -86,6 +86,12 @@ final class ConfigurationReloader: Sendable {
         guard fixed.isEmpty else {
             return .refused("these settings need a restart: \(fixed.joined(separator: ", "))")
         }
+        if old.storage.postgres != new.storage.postgres {
+            // Not refused (that would block every other rotation), but not in use either: the
+            // connections open with the password the gateway started with.
+            logger.warning(
+                "storage.url changed (its password): it takes effect at the next restart; restart the gateways one by one")
+        }
         // Every certificate is read and checked before anything changes.
         let pairs: [ReloadableCertificate.Pair]
         do {
@@ -129,7 +135,7 @@ extension GatewayConfiguration {
         check(admin.tls == new.admin.tls, "admin.tls")
         check(maxBodyBytes == new.maxBodyBytes, "maxBodyBytes")
         check(limits == new.limits, "limits")
-        check(storage.path == new.storage.path && storage.postgres == new.storage.postgres, "storage")
+        check(storage.path == new.storage.path && storage.postgres?.withoutPassword == new.storage.postgres?.withoutPassword, "storage")
         check(deadLetterDirectory == new.deadLetterDirectory, "deadLetters")
         check(dedupRetention == new.dedupRetention && dedupRules == new.dedupRules, "dedup")
         check(eventRetention == new.eventRetention, "events")
