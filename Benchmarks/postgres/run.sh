@@ -12,8 +12,9 @@
 #   Benchmarks/postgres/run.sh [duration-seconds] [connections]      (default 10 64)
 #   ROUNDS=3 DRAINED=100000 GATEWAY=/path/webhook-gateway HELLO=/path/HelloHummingbird Benchmarks/postgres/run.sh 10 64
 #   PEERS=0 GATEWAY=/path/webhook-gateway Benchmarks/postgres/run.sh 10 64   # without the bare Hummingbird
+#   INGEST_ONLY=1 …                                                            # (a) only
 #
-# Needs: wrk, nginx, python3, postgresql (apt-get install wrk nginx postgresql); builds release
+# Needs: wrk, nginx, python3, postgresql (apt-get install wrk nginx postgresql sqlite3); builds release
 # binaries unless GATEWAY and HELLO are given. The cluster is a throwaway one of
 # scripts/postgres-test-cluster.sh, in the work directory.
 set -euo pipefail
@@ -38,8 +39,8 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-for tool in wrk nginx python3 psql; do
-    command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install wrk nginx postgresql)" >&2; exit 1; }
+for tool in wrk nginx python3 psql sqlite3; do
+    command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install wrk nginx postgresql sqlite3)" >&2; exit 1; }
 done
 PEERS=${PEERS:-1}
 if [ "$PEERS" = 1 ] || [ ! -x "${GATEWAY:-}" ]; then build_binaries; fi
@@ -49,16 +50,20 @@ BASE_URL=$WEBHOOK_GATEWAY_TEST_POSTGRES_URL
 database_url() { echo "${BASE_URL/\/webhook_gateway\?//$1?}"; }
 new_database() { psql "$BASE_URL" -q -c "CREATE DATABASE $1"; database_url "$1"; }
 sql() { psql "$1" -Atq -c "$2"; }
+# Transactions committed in a database so far (read after its sessions closed: they report at exit).
+commits() { sql "$BASE_URL" "SELECT xact_commit FROM pg_stat_database WHERE datname = '$1'"; }
 
-# PostgreSQL's CPU time so far, in clock ticks, over its processes (the server and its backends).
-postgres_ticks() {
+# CPU time so far (user + system), in clock ticks, summed over the given processes.
+ticks_of() {
     local total=0 pid
-    for pid in $(pgrep -u postgres); do
+    for pid in "$@"; do
         read -r -a stat < "/proc/$pid/stat" 2>/dev/null || continue
         total=$((total + stat[13] + stat[14]))
     done
     echo "$total"
 }
+# PostgreSQL's: the server and its backends.
+postgres_ticks() { ticks_of $(pgrep -u postgres); }
 
 mkdir -p "$WORK/nginx"
 cat > "$WORK/nginx/nginx.conf" <<NGINX
@@ -145,8 +150,12 @@ for round in $(seq 1 "$ROUNDS"); do
     # SQLite
     start_gateway "$(gateway_config sqlite-$round 18280 19280 "{\"path\": \"$WORK/round-$round.sqlite\"}" 9)"
     wait_for_port 18280
+    gateway_before=$(ticks_of "${PIDS[@]}")
     run_wrk gateway-sqlite "$WORK/tiktok.txt" 18280
+    gateway_after=$(ticks_of "${PIDS[@]}")
     stop_gateways
+    stored=$(sqlite3 "$WORK/round-$round.sqlite" "SELECT count(*) FROM events")
+    echo "gateway-sqlite $stored 0 $((gateway_after - gateway_before)) 0" >> "$WORK/cpu.txt"
 
     # PostgreSQL, 1, 2 and 3 gateways, each on a database of its own
     for gateways in 1 2 3; do
@@ -159,11 +168,13 @@ for round in $(seq 1 "$ROUNDS"); do
         done
         for port in "${ports[@]}"; do wait_for_port "$port"; done
         before=$(postgres_ticks)
+        gateway_before=$(ticks_of "${PIDS[@]}")
         run_wrk "gateway-postgres-x$gateways" "$WORK/tiktok.txt" "${ports[@]}"
         after=$(postgres_ticks)
+        gateway_after=$(ticks_of "${PIDS[@]}")
         stored=$(sql "$url" "SELECT count(*) FROM events")
-        echo "gateway-postgres-x$gateways $stored $((after - before))" >> "$WORK/cpu.txt"
         stop_gateways
+        echo "gateway-postgres-x$gateways $stored $((after - before)) $((gateway_after - gateway_before)) $(commits "bench_${round}_$gateways")" >> "$WORK/cpu.txt"
     done
 
     # bare Hummingbird
@@ -187,22 +198,25 @@ for line in open(sys.argv[1]):
     runs.setdefault(name, []).append(dict(f.split("=", 1) for f in fields if "=" in f))
 cpu = {}
 for line in open(sys.argv[2]):
-    name, stored, ticks = line.split()
-    cpu.setdefault(name, []).append((int(stored), int(ticks)))
+    name, stored, ticks, gateway_ticks, commits = line.split()
+    cpu.setdefault(name, []).append((int(stored), int(ticks), int(gateway_ticks), int(commits)))
 tick = float(sys.argv[3])
-print("| server | requests/s (median) | range over rounds | p50 ms | p99 ms | non-200 | PostgreSQL CPU µs/event |")
-print("|---|---|---|---|---|---|---|")
+print("| server | requests/s (median) | range over rounds | p50 ms | p99 ms | non-200 | gateway CPU µs/event | PostgreSQL CPU µs/event | events per transaction |")
+print("|---|---|---|---|---|---|---|---|---|")
 medians = {}
 for name, rounds in runs.items():
     rounds.sort(key=lambda r: float(r["rps"]))
     middle = rounds[(len(rounds) - 1) // 2]
     medians[name] = float(middle["rps"])
-    per_event = ""
+    per_event = gateway_per_event = batch = ""
     if name in cpu:
-        stored = sum(s for s, _ in cpu[name]); ticks = sum(t for _, t in cpu[name])
-        per_event = "%.0f" % (ticks / tick / max(stored, 1) * 1e6)
+        stored = sum(c[0] for c in cpu[name]); ticks = sum(c[1] for c in cpu[name]); gateway = sum(c[2] for c in cpu[name])
+        commits = sum(c[3] for c in cpu[name])
+        if ticks: per_event = "%.0f" % (ticks / tick / max(stored, 1) * 1e6)
+        if commits: batch = "%.1f" % (stored / commits)
+        gateway_per_event = "%.0f" % (gateway / tick / max(stored, 1) * 1e6)
     bad = sum(int(r["non200"]) for r in rounds)
-    print(f"| {name} | {float(middle['rps']):.0f} | {float(rounds[0]['rps']):.0f} to {float(rounds[-1]['rps']):.0f} | {middle['p50_ms']} | {middle['p99_ms']} | {bad} | {per_event} |")
+    print(f"| {name} | {float(middle['rps']):.0f} | {float(rounds[0]['rps']):.0f} to {float(rounds[-1]['rps']):.0f} | {middle['p50_ms']} | {middle['p99_ms']} | {bad} | {gateway_per_event} | {per_event} | {batch} |")
     if any(r.get("wrapped", "0") != "0" for r in rounds) and name.startswith("gateway"):
         print("  (warning: requests repeated: raise COUNT)")
 print()
@@ -212,6 +226,8 @@ if "gateway-sqlite" in medians and "gateway-postgres-x1" in medians:
         medians.get("gateway-postgres-x2", 0) / medians["gateway-postgres-x1"],
         medians.get("gateway-postgres-x3", 0) / medians["gateway-postgres-x1"]))
 PY
+
+[ "${INGEST_ONLY:-0}" = 1 ] && exit 0
 
 # (b) end to end: two gateways ingest and deliver to nginx at once.
 nginx -c "$WORK/nginx/nginx.conf"
@@ -249,6 +265,8 @@ for gateways in 1 2; do
         INSERT INTO deliveries (event_id, consumer, state, next_attempt_at, created_at)
         SELECT 'evt_drain_' || n, 'orders', 'pending', $now_ms, $now_ms FROM generate_series(1, $DRAINED) n;
         ANALYZE;"
+    before=$(postgres_ticks)
+    commits_before=$(commits "bench_drain_$gateways")
     start=$(date +%s.%N)
     for index in $(seq 1 "$gateways"); do
         start_gateway "$(gateway_config drain-$gateways-$index $((18280 + index)) $((19280 + index)) \
@@ -256,6 +274,8 @@ for gateways in 1 2; do
     done
     while [ "$(sql "$url" "SELECT count(*) FROM deliveries")" != 0 ]; do sleep 0.2; done
     end=$(date +%s.%N)
+    after=$(postgres_ticks)
     stop_gateways
-    python3 -c "t=$end-$start; print(f'drain: $DRAINED queued deliveries, $gateways gateway(s): {t:.1f} s ({$DRAINED/t:.0f} deliveries/s)')"
+    commits_after=$(commits "bench_drain_$gateways")
+    python3 -c "t=$end-$start; print(f'drain: $DRAINED queued deliveries, $gateways gateway(s): {t:.1f} s ({$DRAINED/t:.0f} deliveries/s); PostgreSQL CPU {($after-$before)/$(getconf CLK_TCK)/$DRAINED*1e6:.0f} µs per delivery; {$DRAINED/max(1,$commits_after-$commits_before):.1f} deliveries per transaction')"
 done

@@ -160,20 +160,30 @@ struct Gateway {
         // Services shut down in reverse order: first the drain flag flips, then the ingress
         // listener stops accepting and finishes its requests (and so their commits), then the
         // admin listener, then the dispatcher (it stops leasing and finishes what is in flight),
-        // then the dead-letter writer (it writes what the dispatcher decided last).
-        var groupConfiguration = ServiceGroupConfiguration(
-            services: [
-                .init(service: ReloadService(reloader: reloader, signals: hangups)),
+        // then the dead-letter writer (it writes what the dispatcher decided last). With PostgreSQL
+        // the listener for other gateways' notifications stops right after the drain flag.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: ReloadService(reloader: reloader, signals: hangups)),
+            .init(
+                service: PruneService(
+                    dedup: store, events: store, eventRetention: configuration.eventRetention, logger: logger, now: now)
+            ),
+            .init(service: deadLetters),
+            .init(service: dispatcher),
+            .init(service: admin),
+            .init(service: ingress),
+            .init(service: DrainSignal(state: state, logger: logger)),
+        ]
+        if let notifications = opened.notifications {
+            services.insert(
                 .init(
-                    service: PruneService(
-                        dedup: store, events: store, eventRetention: configuration.eventRetention, logger: logger, now: now)
-                ),
-                .init(service: deadLetters),
-                .init(service: dispatcher),
-                .init(service: admin),
-                .init(service: ingress),
-                .init(service: DrainSignal(state: state, logger: logger)),
-            ],
+                    service: NotificationListener(listen: notifications) { consumers in
+                        if let consumers { dispatcher.wake(consumers: consumers) } else { dispatcher.wakeAll() }
+                    }),
+                at: services.count - 1)
+        }
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             cancellationSignals: [],
             logger: logger
@@ -205,6 +215,8 @@ struct OpenedStore {
     let archive: any DeadLetterArchive
     /// SQLite: the lock that keeps a second gateway off the same file.
     let lock: InstanceLock?
+    /// PostgreSQL: the other gateways' notifications of new deliveries.
+    let notifications: (@Sendable (_ wake: @escaping @Sendable ([String]?) -> Void) async -> Void)?
     let close: @Sendable () async -> Void
 
     static func open(
@@ -222,7 +234,10 @@ struct OpenedStore {
                 logger: logger,
                 now: now
             )
-            return OpenedStore(store: store, archive: store, lock: nil, close: { await store.close() })
+            return OpenedStore(
+                store: store, archive: store, lock: nil,
+                notifications: { wake in await store.listenForDeliveries(wake: wake) },
+                close: { await store.close() })
         }
         let lock = try InstanceLock(path: configuration.storage.path + ".lock")
         let store = try SQLiteStore(
@@ -234,8 +249,22 @@ struct OpenedStore {
             store: store,
             archive: FileDeadLetterArchive(writer: DeadLetterWriter(directory: configuration.deadLetterDirectory)),
             lock: lock,
+            notifications: nil,
             close: {}
         )
+    }
+}
+
+/// Wakes the workers when another gateway on the same database queued deliveries (PostgreSQL),
+/// until graceful shutdown begins.
+struct NotificationListener: Service {
+    let listen: @Sendable (_ wake: @escaping @Sendable ([String]?) -> Void) async -> Void
+    let wake: @Sendable ([String]?) -> Void
+
+    func run() async throws {
+        let listen = self.listen
+        let wake = self.wake
+        try await cancelWhenGracefulShutdown { await listen(wake) }
     }
 }
 

@@ -2,6 +2,7 @@ import Delivery
 import Foundation
 import GatewayTestSupport
 import Logging
+import Synchronization
 import Testing
 import Verification
 
@@ -228,6 +229,61 @@ struct PostgresStoreTests {
         _ = try await holder
         await store.close()
         await holderStore.close()
+    }
+
+    /// A batch committed at one gateway is announced to the others (a NOTIFY after COMMIT), so
+    /// their workers need not wait for the next poll; the gateway that stored it hears its own
+    /// notification but does not wake for it (its workers were woken already), and a store on
+    /// another schema (another channel) is not woken.
+    @Test func aCommittedBatchWakesTheOtherGateways() async throws {
+        let schema = TestPostgres.freshSchema()
+        let first = try await makeStore(schema: schema)
+        let second = try await makeStore(schema: schema)
+        let elsewhere = try await makeStore()
+        final class Heard: Sendable {
+            let woken = Mutex<[String: [[String]?]]>([:])
+            let listening = Mutex<Set<String>>([])
+        }
+        let heard = Heard()
+        var listeners: [Task<Void, Never>] = []
+        for (name, store) in [("first", first), ("second", second), ("elsewhere", elsewhere)] {
+            listeners.append(
+                Task {
+                    await store.listenForDeliveries(onListening: { _ = heard.listening.withLock { $0.insert(name) } }) { consumers in
+                        heard.woken.withLock { $0[name, default: []].append(consumers) }
+                    }
+                })
+        }
+        #expect(await Self.eventually { heard.listening.withLock { $0.count == 3 } })
+        let conformance = StoreConformance<PostgresStore> { _, _ in first }
+        _ = try await first.accept(conformance.event("notified-1", order: "7", at: Date()))
+        #expect(await Self.eventually { heard.woken.withLock { $0["second"] != nil } })
+        #expect(heard.woken.withLock { $0["second"] } == [["orders"]])
+        _ = try await first.accept(conformance.event("notified-2", order: "8", at: Date()))
+        #expect(await Self.eventually { heard.woken.withLock { $0["second"]?.count == 2 } })
+        // Now the second store stores one. A listener gets a channel's notifications in commit
+        // order, so once the first store hears this one it has heard its own two before it: it
+        // must have ignored them.
+        _ = try await second.accept(conformance.event("notified-3", order: "9", at: Date()))
+        #expect(await Self.eventually { heard.woken.withLock { $0["first"] != nil } })
+        #expect(heard.woken.withLock { $0["first"] } == [["orders"]])
+        #expect(heard.woken.withLock { $0["second"]?.count } == 2)
+        #expect(heard.woken.withLock { $0["elsewhere"] } == nil)
+        for listener in listeners { listener.cancel() }
+        for listener in listeners { await listener.value }
+        await first.close()
+        await second.close()
+        await elsewhere.close()
+    }
+
+    /// Repeats `check` until it holds or `timeout` passes.
+    static func eventually(timeout: Duration = .seconds(10), _ check: () -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if check() { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return check()
     }
 
     /// Every session commits synchronously, and bounds its statements, lock waits and idle

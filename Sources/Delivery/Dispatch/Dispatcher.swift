@@ -126,6 +126,13 @@ public final class Dispatcher: Service, Sendable {
         }
     }
 
+    /// Tells every worker that new deliveries may be waiting.
+    public func wakeAll() {
+        workers.withLock { workers in
+            for worker in workers.byName.values { worker.wake() }
+        }
+    }
+
     /// Whether `consumer` is paused (only probes go out).
     public func isPaused(consumer: String) -> Bool {
         workers.withLock { $0.byName[consumer]?.isPaused ?? false }

@@ -80,6 +80,11 @@ extension PostgresStore {
                 results = events.map { _ in .failure(error) }
             }
         }
+        var queuedFor: Set<String> = []
+        for (event, result) in zip(events, results) where event.deadLetterReason == nil {
+            if case .success(.accepted) = result { queuedFor.formUnion(event.consumers) }
+        }
+        announce(consumers: queuedFor)
         let failed = results.contains { if case .failure = $0 { true } else { false } }
         let wasSucceeding = state.withLock { state in
             state.depths = nil
@@ -107,23 +112,11 @@ extension PostgresStore {
             unique.append(index)
         }
         let input = BatchInput(
-            events: unique.map { events[$0] }, retention: configuration.dedupRetention.milliseconds, now: now().milliseconds)
+            events: unique.map { events[$0] }, retention: configuration.dedupRetention.milliseconds, now: now().milliseconds,
+            laneLockSeed: Self.laneLockSeed(schema: configuration.schema))
         let logger = self.logger
-        let lanes = Array(Set(input.events.compactMap { event in event.orderID.map { OrderLane.key(source: event.source, orderID: $0) } }))
-            .sorted()
-        let seed = Self.laneLockSeed(schema: configuration.schema)
         let claimed: [String: String] = try await transaction("storing events") { connection in
             var claimed: [String: String] = [:]
-            if !lanes.isEmpty {
-                // The order lanes of the batch, locked until COMMIT, in sorted order (no deadlock):
-                // another gateway's batch with an event of the same order waits, so its delivery
-                // gets a later id than this one's, and a lane's ids follow the order of commits.
-                // Without the lock, a later id could commit first and be delivered before an
-                // earlier event of its order.
-                try await connection.query(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(lane, \(seed))) FROM unnest(\(lanes)::text[]) AS t(lane) ORDER BY lane",
-                    logger: logger)
-            }
             let rows = try await connection.query(input.query, logger: logger)
             for try await (key, eventID) in rows.decode((String, String).self) { claimed[key] = eventID }
             // Keys another request holds: read their first event's id (committed by now: the claim
@@ -165,79 +158,111 @@ extension PostgresStore {
     }
 }
 
-/// The columns of a batch as arrays, for one `INSERT … SELECT FROM unnest(…)` statement.
+/// The columns of a batch as arrays, for one statement that stores the whole batch.
+///
+/// An unnamed statement, parsed with each batch, not a named prepared one: postgres-nio remembers
+/// a failed PREPARE on its connection (a `lock_timeout` while a migration or a `VACUUM FULL`
+/// holds a table) and fails every later use of the name there without asking the server, which
+/// would leave that pooled connection answering 503 until a restart; a pooler in transaction mode
+/// loses named statements too. The statement first takes the advisory locks of the batch's order lanes
+/// (in lane order, no deadlock), held until COMMIT: another gateway's batch with an event of the
+/// same order waits, so its delivery gets a later id than this one's, and a lane's ids follow the
+/// order of commits (without the lock, a later id could commit first and be delivered before an
+/// earlier event of its order). The dedup claims read the lock count, so every lock is taken
+/// before the first claim, and in the same round trip.
 private struct BatchInput: Sendable {
     static func storable(_ text: String) -> String {
         text.contains("\u{0}") ? text.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : text
     }
 
+    // Claims are made in key order (no deadlock between gateways); deliveries are inserted in
+    // arrival order (`ord`), so that an order lane's ids follow the order of receipt.
+    static let sql = """
+        WITH input AS (
+          SELECT * FROM unnest($1::integer[], $2::text[], $3::text[], $4::text[], $5::boolean[], $6::text[], $7::boolean[],
+            $8::text[], $9::bigint[], $10::text[], $11::bytea[], $12::boolean[], $13::text[], $14::boolean[])
+            AS t(ord, key, id, source, has_type, event_type, has_order, order_id, received_at, headers, body, sandbox,
+              consumers, dead)
+        ),
+        locked AS MATERIALIZED (
+          SELECT count(pg_advisory_xact_lock(hashtextextended(lane, $17))) AS lanes
+          FROM (SELECT DISTINCT source || chr(31) || order_id AS lane FROM input WHERE has_order ORDER BY lane) AS l
+        ),
+        claimed AS (
+          INSERT INTO dedup_keys (key, event_id, expires_at)
+          SELECT key, id, received_at + $15 FROM input CROSS JOIN locked ORDER BY key
+          ON CONFLICT (key) DO UPDATE SET event_id = EXCLUDED.event_id, expires_at = EXCLUDED.expires_at
+            WHERE dedup_keys.expires_at <= $16
+          RETURNING key, event_id
+        ),
+        stored AS (
+          INSERT INTO events (id, source, event_type, dedup_key, order_id, received_at, headers, body, sandbox)
+          SELECT i.id, i.source, CASE WHEN i.has_type THEN i.event_type END, i.key,
+            CASE WHEN i.has_order THEN i.order_id END, i.received_at, i.headers, i.body, i.sandbox
+          FROM input i JOIN claimed c ON c.event_id = i.id
+          RETURNING 1
+        ),
+        queued AS (
+          INSERT INTO deliveries (event_id, consumer, lane, state, next_attempt_at, created_at)
+          SELECT i.id, c.consumer, CASE WHEN i.has_order THEN i.source || chr(31) || i.order_id END, 'pending',
+            i.received_at, i.received_at
+          FROM input i JOIN claimed k ON k.event_id = i.id
+            CROSS JOIN LATERAL unnest(string_to_array(i.consumers, chr(31))) WITH ORDINALITY AS c(consumer, n)
+          WHERE NOT i.dead AND i.consumers <> ''
+          ORDER BY i.ord, c.n
+          RETURNING 1
+        )
+        SELECT key, event_id FROM claimed
+        """
+
     let events: [IncomingEvent]
     let keys: [String]
-    let query: PostgresQuery
+    let retention: Int64
+    let now: Int64
+    let laneLockSeed: Int64
 
-    init(events: [IncomingEvent], retention: Int64, now: Int64) {
-        // Claims are made in key order (no deadlock between gateways); deliveries are inserted in
-        // arrival order (`ord`), so that an order lane's ids follow the order of receipt.
+    init(events: [IncomingEvent], retention: Int64, now: Int64, laneLockSeed: Int64) {
         // PostgreSQL's text cannot hold U+0000, which a JSON string can (`\u0000`): an event with
         // one in its order id, type or key would be refused for good (and TikTok's retries with
         // it). It is stored with U+FFFD in its place, the same way every time, so dedup and order
         // lanes still hold; the body (bytea) keeps the exact bytes.
-        let events = events.map { event in
+        self.events = events.map { event in
             var event = event
             event.eventType = event.eventType.map(Self.storable)
             event.orderID = event.orderID.map(Self.storable)
             event.dedupKey = DedupKey(rawValue: Self.storable(event.dedupKey.rawValue))
             return event
         }
-        self.events = events
-        keys = events.map(\.dedupKey.rawValue)
-        let ord = Array(0..<events.count)
-        let ids = events.map(\.id)
-        let sources = events.map(\.source)
-        let hasType = events.map { $0.eventType != nil }
-        let types = events.map { $0.eventType ?? "" }
-        let hasOrder = events.map { $0.orderID != nil }
-        let orders = events.map { $0.orderID ?? "" }
-        let receivedAt = events.map(\.receivedAt.milliseconds)
-        let headers = events.map { SQLiteStore.headersJSON($0.headers) }
-        let bodies = events.map { ByteBuffer(bytes: $0.body) }
-        let sandbox = events.map(\.sandbox)
-        let consumers = events.map { $0.consumers.joined(separator: OrderLane.separator) }
-        let dead = events.map { $0.deadLetterReason != nil }
-        query = """
-            WITH input AS (
-              SELECT * FROM unnest(\(ord)::integer[], \(keys)::text[], \(ids)::text[], \(sources)::text[], \(hasType)::boolean[],
-                \(types)::text[], \(hasOrder)::boolean[], \(orders)::text[], \(receivedAt)::bigint[], \(headers)::text[],
-                \(bodies)::bytea[], \(sandbox)::boolean[], \(consumers)::text[], \(dead)::boolean[])
-                AS t(ord, key, id, source, has_type, event_type, has_order, order_id, received_at, headers, body, sandbox,
-                  consumers, dead)
-            ),
-            claimed AS (
-              INSERT INTO dedup_keys (key, event_id, expires_at)
-              SELECT key, id, received_at + \(retention) FROM input ORDER BY key
-              ON CONFLICT (key) DO UPDATE SET event_id = EXCLUDED.event_id, expires_at = EXCLUDED.expires_at
-                WHERE dedup_keys.expires_at <= \(now)
-              RETURNING key, event_id
-            ),
-            stored AS (
-              INSERT INTO events (id, source, event_type, dedup_key, order_id, received_at, headers, body, sandbox)
-              SELECT i.id, i.source, CASE WHEN i.has_type THEN i.event_type END, i.key,
-                CASE WHEN i.has_order THEN i.order_id END, i.received_at, i.headers, i.body, i.sandbox
-              FROM input i JOIN claimed c ON c.event_id = i.id
-              RETURNING 1
-            ),
-            queued AS (
-              INSERT INTO deliveries (event_id, consumer, lane, state, next_attempt_at, created_at)
-              SELECT i.id, c.consumer, CASE WHEN i.has_order THEN i.source || chr(31) || i.order_id END, 'pending',
-                i.received_at, i.received_at
-              FROM input i JOIN claimed k ON k.event_id = i.id
-                CROSS JOIN LATERAL unnest(string_to_array(i.consumers, chr(31))) WITH ORDINALITY AS c(consumer, n)
-              WHERE NOT i.dead AND i.consumers <> ''
-              ORDER BY i.ord, c.n
-              RETURNING 1
-            )
-            SELECT key, event_id FROM claimed
-            """
+        keys = self.events.map(\.dedupKey.rawValue)
+        self.retention = retention
+        self.now = now
+        self.laneLockSeed = laneLockSeed
+    }
+
+    var query: PostgresQuery {
+        PostgresQuery(unsafeSQL: Self.sql, binds: bindings)
+    }
+
+    private var bindings: PostgresBindings {
+        var bindings = PostgresBindings(capacity: 17)
+        bindings.append(events.indices.map { Int32($0) })
+        bindings.append(keys)
+        bindings.append(events.map(\.id))
+        bindings.append(events.map(\.source))
+        bindings.append(events.map { $0.eventType != nil })
+        bindings.append(events.map { $0.eventType ?? "" })
+        bindings.append(events.map { $0.orderID != nil })
+        bindings.append(events.map { $0.orderID ?? "" })
+        bindings.append(events.map(\.receivedAt.milliseconds))
+        bindings.append(events.map { SQLiteStore.headersJSON($0.headers) })
+        bindings.append(events.map { ByteBuffer(bytes: $0.body) })
+        bindings.append(events.map(\.sandbox))
+        bindings.append(events.map { $0.consumers.joined(separator: OrderLane.separator) })
+        bindings.append(events.map { $0.deadLetterReason != nil })
+        bindings.append(retention)
+        bindings.append(now)
+        bindings.append(laneLockSeed)
+        return bindings
     }
 }
 

@@ -62,6 +62,8 @@ public final class PostgresStore: EventStore, DedupStore, DeliveryQueue, Retaini
     let logger: Logger
     let now: @Sendable () -> Date
     let client: PostgresClient
+    /// Tells this gateway's notifications from the others'.
+    let instanceID = String(UInt64.random(in: 1...UInt64.max), radix: 36)
     private let runner: Task<Void, Never>
     let state = Mutex(State())
 
@@ -81,6 +83,12 @@ public final class PostgresStore: EventStore, DedupStore, DeliveryQueue, Retaini
         /// The last count of the shared queue, per consumer, and when it was taken.
         var depths: (at: ContinuousClock.Instant, counts: [String: Int])?
         var commitCount = 0
+        /// Consumers with deliveries committed since the last notification to the other gateways,
+        /// whether the loop that sends them runs, and when it last sent one.
+        var announcements: Set<String> = []
+        var announcing = false
+        var lastAnnouncement: ContinuousClock.Instant?
+        var announcementsFailing = false
     }
 
     struct PendingAccept: Sendable {
@@ -462,24 +470,50 @@ public struct PostgresURL: Sendable, Equatable, CustomStringConvertible {
         "postgres://\(username)\(password == nil ? "" : ":<redacted>")@\(host):\(port)/\(database)?sslmode=\(tls.rawValue)"
     }
 
-    var clientConfiguration: PostgresClient.Configuration {
-        let tlsSetting: PostgresClient.Configuration.TLS
+    /// The TLS settings this URL asks for: `nil` for `disable`; `required` is false only for
+    /// `prefer` (encrypted when the server offers it).
+    var tlsSettings: (configuration: TLSConfiguration, required: Bool)? {
         switch tls {
         case .disable:
-            tlsSetting = .disable
+            return nil
         case .prefer, .require:
             // As libpq: encrypted, but the certificate is not checked (use verify-full for that).
             var configuration = TLSConfiguration.makeClientConfiguration()
             configuration.certificateVerification = .none
-            tlsSetting = tls == .prefer ? .prefer(configuration) : .require(configuration)
+            return (configuration, tls == .require)
         case .verifyCA, .verifyFull:
             var configuration = TLSConfiguration.makeClientConfiguration()
             if tls == .verifyCA { configuration.certificateVerification = .noHostnameVerification }
             if let rootCertificate { configuration.trustRoots = .file(rootCertificate) }
-            tlsSetting = .require(configuration)
+            return (configuration, true)
         }
+    }
+
+    /// For the pool.
+    var clientConfiguration: PostgresClient.Configuration {
+        let tlsSetting: PostgresClient.Configuration.TLS =
+            switch tlsSettings {
+            case nil: .disable
+            case (let configuration, true)?: .require(configuration)
+            case (let configuration, false)?: .prefer(configuration)
+            }
         return PostgresClient.Configuration(
             host: host, port: port, username: username, password: password, database: database, tls: tlsSetting)
+    }
+
+    /// For a connection of its own (the one that listens for notifications).
+    func connectionConfiguration(connectTimeout: Duration) throws -> PostgresConnection.Configuration {
+        let tlsSetting: PostgresConnection.Configuration.TLS =
+            switch tlsSettings {
+            case nil: .disable
+            case (let configuration, true)?: .require(try NIOSSLContext(configuration: configuration))
+            case (let configuration, false)?: .prefer(try NIOSSLContext(configuration: configuration))
+            }
+        var configuration = PostgresConnection.Configuration(
+            host: host, port: port, username: username, password: password, database: database, tls: tlsSetting)
+        configuration.options.connectTimeout = .milliseconds(connectTimeout.milliseconds)
+        configuration.options.additionalStartupParameters = [("application_name", "webhook-gateway listener")]
+        return configuration
     }
 }
 
@@ -488,42 +522,53 @@ public struct PostgresURL: Sendable, Equatable, CustomStringConvertible {
 /// runs to its end or to the server's `statement_timeout`), so a database that stopped answering
 /// never holds a request longer than the deadline.
 enum Deadline {
+    ///
+    /// - Parameter cancellable: whether the caller's cancellation ends the wait at once, as the
+    ///   deadline would (for work that only a shutdown cancels, such as the listening connection).
     static func run<T: Sendable>(
         _ what: String,
         timeout: Duration,
+        cancellable: Bool = false,
         _ operation: @escaping @Sendable () async throws -> T
     ) async throws(StoreError) -> T {
         let box = OnceContinuation<T>()
-        let result: Result<T, StoreError> = await withCheckedContinuation { continuation in
-            box.set(continuation)
-            let timer = Task {
-                try? await Task.sleep(for: timeout)
-            }
-            let work = Task {
-                let result: Result<T, StoreError>
-                do {
-                    result = .success(try await operation())
-                } catch let error as StoreError {
-                    result = .failure(error)
-                } catch let error as PostgresTransactionError where error.closureError is StoreError {
-                    result = .failure(error.closureError as! StoreError)
-                } catch {
-                    result = .failure(.unavailable("\(what) failed", underlying: PostgresFailure(error)))
+        let timerHolder = Mutex<Task<Void, Never>?>(nil)
+        let result: Result<T, StoreError> = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                box.set(continuation)
+                let timer = Task<Void, Never> {
+                    try? await Task.sleep(for: timeout)
                 }
-                // Taken before the timer is cancelled: the timer's watcher then finds nothing to
-                // answer (the other way round, it could answer "no answer" to a finished work).
-                let continuation = box.take()
-                timer.cancel()
-                continuation?.resume(returning: result)
+                timerHolder.withLock { $0 = timer }
+                if cancellable && Task.isCancelled { timer.cancel() }
+                let work = Task {
+                    let result: Result<T, StoreError>
+                    do {
+                        result = .success(try await operation())
+                    } catch let error as StoreError {
+                        result = .failure(error)
+                    } catch let error as PostgresTransactionError where error.closureError is StoreError {
+                        result = .failure(error.closureError as! StoreError)
+                    } catch {
+                        result = .failure(.unavailable("\(what) failed", underlying: PostgresFailure(error)))
+                    }
+                    // Taken before the timer is cancelled: the timer's watcher then finds nothing to
+                    // answer (the other way round, it could answer "no answer" to a finished work).
+                    let continuation = box.take()
+                    timer.cancel()
+                    continuation?.resume(returning: result)
+                }
+                Task {
+                    // Ends when the timer does: at the deadline, or at once when the work finished
+                    // first (the timer is cancelled, so no sleeping task is left per operation).
+                    await timer.value
+                    guard let continuation = box.take() else { return }
+                    work.cancel()
+                    continuation.resume(returning: .failure(.unavailable("\(what): no answer from the database within \(timeout)")))
+                }
             }
-            Task {
-                // Ends when the timer does: at the deadline, or at once when the work finished
-                // first (the timer is cancelled, so no sleeping task is left per operation).
-                await timer.value
-                guard let continuation = box.take() else { return }
-                work.cancel()
-                continuation.resume(returning: .failure(.unavailable("\(what): no answer from the database within \(timeout)")))
-            }
+        } onCancel: {
+            if cancellable { timerHolder.withLock { $0?.cancel() } }
         }
         return try result.get()
     }
@@ -555,6 +600,10 @@ struct PostgresFailure: Error, Sendable, CustomStringConvertible {
             sqlState = state
             if let message = error.serverInfo?[.message] {
                 description = "PostgreSQL \(state ?? "error"): \(message)"
+            } else if error.code == .connectionError, let underlying = error.underlying {
+                // A refused or lost connection, a TLS failure: NIO's and NIOSSL's errors name the
+                // host and port, never the password.
+                description = "PostgreSQL client: \(error.code): \(String(describing: underlying))"
             } else {
                 description = "PostgreSQL client: \(error.code)"
             }
