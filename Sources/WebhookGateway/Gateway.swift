@@ -129,6 +129,7 @@ struct Gateway {
                     schemes: Dictionary(configuration.sources.map { ($0.name, $0.scheme) }, uniquingKeysWith: { first, _ in first })
                 ),
                 registry: registry,
+                consumers: ConsumerAdmin(dispatcher: dispatcher, store: store, now: now),
                 refreshGauges: {
                     for consumer in consumerNames {
                         if let depth = try? await store.depth(consumer: consumer) {
@@ -210,7 +211,7 @@ struct Gateway {
 
 /// The store a configuration names, with where its dead letters are kept.
 struct OpenedStore {
-    typealias Store = any EventStore & DedupStore & DeliveryQueue & RetainingStore
+    typealias Store = any EventStore & DedupStore & DeliveryQueue & RetainingStore & ConsumerControlStore
     let store: Store
     let archive: any DeadLetterArchive
     /// SQLite: the lock that keeps a second gateway off the same file.

@@ -199,4 +199,31 @@ struct ConsumerWorkerStateMachineTests {
         #expect(wake == due.addingTimeInterval(1))
         #expect(machine.capacity(now: due.addingTimeInterval(1)) == 1)
     }
+
+    /// An operator's pause sends nothing, not even a probe of a consumer paused by failures; the
+    /// loop only polls (to see a resume made elsewhere). Resumed, it delivers or probes as before.
+    @Test func anOperatorsPauseSendsNothingUntilResumed() {
+        var machine = machine(concurrency: 4, pauseAfter: 1)
+        var generator = SplitMix64(state: 7)
+        var changed = machine.setHeld(true)
+        #expect(changed)
+        changed = machine.setHeld(true)
+        #expect(!changed)
+        #expect(machine.capacity(now: start) == 0)
+        let wakeUp = machine.wakeUp(now: start)
+        #expect(wakeUp == start.addingTimeInterval(1))
+        changed = machine.setHeld(false)
+        #expect(changed)
+        #expect(machine.capacity(now: start) == 4)
+        // Paused by failures, then held: no probe, even once it is due.
+        machine.started(1)
+        let action = machine.attemptFinished(failure(), now: start, using: &generator)
+        #expect(action == .pause(failures: 1))
+        changed = machine.setHeld(true)
+        #expect(changed)
+        #expect(machine.capacity(now: start.addingTimeInterval(3_600)) == 0)
+        changed = machine.setHeld(false)
+        #expect(changed)
+        #expect(machine.capacity(now: start.addingTimeInterval(3_600)) == 1)
+    }
 }

@@ -320,3 +320,43 @@ extension StoreConformance {
         try await replayedEventsKeepTheirSandboxFlagAndOrder()
     }
 }
+
+/// An operator's pause of consumers, and the oldest queued delivery, on every backend.
+extension StoreConformance where Store: ConsumerControlStore {
+    func runConsumerControlSuite() async throws {
+        try await consumerHoldsAreKeptUntilReleased()
+        try await oldestPendingIsTheFirstQueuedDeliveryStillThere()
+    }
+
+    func consumerHoldsAreKeptUntilReleased() async throws {
+        let clock = ManualClock()
+        let store = try await makeStore({ clock.now }, .seconds(72 * 3_600))
+        #expect(try await store.consumerHolds().isEmpty)
+        let first = clock.now
+        try await store.setConsumerHold(consumer: "orders", held: true, at: first)
+        clock.advance(by: 5)
+        // Pausing again keeps the first time; another consumer is not touched.
+        try await store.setConsumerHold(consumer: "orders", held: true, at: clock.now)
+        #expect(try await store.consumerHolds().mapValues(\.milliseconds) == ["orders": first.milliseconds])
+        try await store.setConsumerHold(consumer: "audit", held: false, at: clock.now)
+        #expect(try await store.consumerHolds().keys.sorted() == ["orders"])
+        try await store.setConsumerHold(consumer: "orders", held: false, at: clock.now)
+        #expect(try await store.consumerHolds().isEmpty)
+    }
+
+    func oldestPendingIsTheFirstQueuedDeliveryStillThere() async throws {
+        let clock = ManualClock()
+        let store = try await makeStore({ clock.now }, .seconds(72 * 3_600))
+        #expect(try await store.oldestPending(consumer: "orders") == nil)
+        let firstAt = clock.now
+        _ = try await store.accept(event("oldest-1", order: nil, at: firstAt))
+        clock.advance(by: 2)
+        _ = try await store.accept(event("oldest-2", order: nil, consumers: ["orders", "audit"], at: clock.now))
+        #expect(try await store.oldestPending(consumer: "orders")?.milliseconds == firstAt.milliseconds)
+        #expect(try await store.oldestPending(consumer: "audit")?.milliseconds == clock.now.milliseconds)
+        // Once the first is delivered, the second is the oldest.
+        let claimed = try await claim(store, clock, limit: 1)
+        try await store.finish([.delivered(id: try #require(claimed.first).id)])
+        #expect(try await store.oldestPending(consumer: "orders")?.milliseconds == clock.now.milliseconds)
+    }
+}

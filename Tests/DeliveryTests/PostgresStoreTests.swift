@@ -30,6 +30,21 @@ struct PostgresStoreTests {
             try await makeStore(now: now, retention: retention)
         }
         try await conformance.runAll()
+        try await conformance.runConsumerControlSuite()
+    }
+
+    /// An operator's pause made through one gateway holds for the others.
+    @Test func anOperatorsPauseHoldsForEveryGateway() async throws {
+        let schema = TestPostgres.freshSchema()
+        let first = try await makeStore(schema: schema)
+        let second = try await makeStore(schema: schema)
+        let at = Date(timeIntervalSince1970: 1_764_000_000)
+        try await first.setConsumerHold(consumer: "orders", held: true, at: at)
+        #expect(try await second.consumerHolds() == ["orders": at])
+        try await second.setConsumerHold(consumer: "orders", held: false, at: at)
+        #expect(try await first.consumerHolds().isEmpty)
+        await first.close()
+        await second.close()
     }
 
     /// Two stores on one schema stand for two gateways: the same event sent to both at once is

@@ -19,6 +19,19 @@ struct SQLiteStoreTests {
             )
         }
         try await conformance.runAll()
+        try await conformance.runConsumerControlSuite()
+    }
+
+    /// An operator's pause is in the file: a restarted gateway finds it.
+    @Test func anOperatorsPauseSurvivesReopening() async throws {
+        let directory = try TemporaryDirectory()
+        let at = Date(timeIntervalSince1970: 1_764_000_000)
+        do {
+            let store = try SQLiteStore(configuration: .init(path: directory.path("s.sqlite")), logger: logger)
+            try await store.setConsumerHold(consumer: "orders", held: true, at: at)
+        }
+        let reopened = try SQLiteStore(configuration: .init(path: directory.path("s.sqlite")), logger: logger)
+        #expect(try await reopened.consumerHolds() == ["orders": at])
     }
 
     /// A value SQLite refuses to bind (here: longer than a lowered length limit) fails the

@@ -92,6 +92,14 @@ extension ConsumerWorker {
                 id: delivery.id, attempts: attempts, reason: "not retryable: status \(status ?? 0)", at: finishedAt)
         }
         guard await record(update, of: delivery) else { return AttemptReport(result: .abandoned, wasProbe: isProbe) }
+        activity.withLock { activity in
+            if outcome == .delivered {
+                activity.lastDeliveredAt = finishedAt
+            } else {
+                activity.lastFailureAt = finishedAt
+                activity.lastFailure = status.map { "status \($0)" } ?? failure ?? "no answer"
+            }
+        }
         let metadata: Logger.Metadata = [
             "event.id": "\(delivery.eventID)", "attempt": "\(number)",
             "status": "\(status.map(String.init) ?? "none")",

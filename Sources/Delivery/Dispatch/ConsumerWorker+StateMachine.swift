@@ -36,6 +36,8 @@ extension ConsumerWorker {
         private(set) var nextProbeAt = Date.distantPast
         private(set) var earliestRetry: Date?
         private(set) var stopping = false
+        /// An operator paused the consumer: nothing goes out, not even a probe, until released.
+        private(set) var held = false
 
         init(settings: Settings) {
             self.settings = settings
@@ -43,7 +45,7 @@ extension ConsumerWorker {
 
         /// How many deliveries to lease now: the free slots, or one probe when it is due.
         func capacity(now: Date) -> Int {
-            if stopping { return 0 }
+            if stopping || held { return 0 }
             if paused { return inFlight == 0 && now >= nextProbeAt ? 1 : 0 }
             return max(0, settings.concurrency - inFlight)
         }
@@ -60,6 +62,12 @@ extension ConsumerWorker {
 
         mutating func stop() {
             stopping = true
+        }
+
+        /// An operator paused (`true`) or resumed the consumer; whether that changed anything.
+        mutating func setHeld(_ held: Bool) -> Bool {
+            defer { self.held = held }
+            return self.held != held
         }
 
         /// A probe was due but the lease found nothing to probe (no delivery due yet, or the store
@@ -138,6 +146,8 @@ extension ConsumerWorker {
         mutating func wakeUp(now: Date) -> Date? {
             guard !stopping else { return nil }
             var deadline = now.addingTimeInterval(TimeInterval(settings.pollInterval.milliseconds) / 1_000)
+            // Held: only the poll, which reads the operator's pause again.
+            if held { return deadline }
             if paused {
                 return inFlight > 0 ? nil : min(deadline, nextProbeAt)
             }

@@ -133,6 +133,33 @@ public final class Dispatcher: Service, Sendable {
         }
     }
 
+    /// What the admin API shows of a consumer's worker.
+    public struct ConsumerStatus: Sendable {
+        public var endpoint: ConsumerEndpoint
+        /// Paused after failures (only probes go out).
+        public var pausedByFailures: Bool
+        /// Paused by an operator (nothing goes out).
+        public var pausedByOperator: Bool
+        public var activity: ConsumerActivity
+    }
+
+    /// Every configured consumer's status, by name.
+    public func statuses() -> [String: ConsumerStatus] {
+        workers.withLock { workers in
+            workers.byName.mapValues { worker in
+                ConsumerStatus(
+                    endpoint: worker.endpoint, pausedByFailures: worker.isPaused, pausedByOperator: worker.isHeld,
+                    activity: worker.activity.withLock { $0 })
+            }
+        }
+    }
+
+    /// An operator's pause of `consumer` changed in the store: its worker reads it again on its next
+    /// turn, without waiting for the poll. Returns at once.
+    public func holdChanged(consumer: String) {
+        workers.withLock { $0.byName[consumer]?.holdChangedInStore() }
+    }
+
     /// Whether `consumer` is paused (only probes go out).
     public func isPaused(consumer: String) -> Bool {
         workers.withLock { $0.byName[consumer]?.isPaused ?? false }

@@ -208,6 +208,21 @@ public protocol DeliveryQueue: Sendable {
     func replayTimes(consumer: String) async throws(StoreError) -> [String: Date]
 }
 
+/// An operator's pause of consumers ("hold"): nothing at all is sent to a held consumer, not even a
+/// probe, until it is released. Kept in the store, so it survives restarts and, with PostgreSQL,
+/// holds for every gateway.
+public protocol ConsumerControlStore: Sendable {
+    /// The consumers an operator paused, with when each was paused.
+    func consumerHolds() async throws(StoreError) -> [String: Date]
+
+    /// Pauses (`held`) or resumes a consumer; durable when it returns. Pausing a paused consumer
+    /// keeps its first time.
+    func setConsumerHold(consumer: String, held: Bool, at: Date) async throws(StoreError)
+
+    /// When the oldest delivery still queued for `consumer` was queued (`nil`: none).
+    func oldestPending(consumer: String) async throws(StoreError) -> Date?
+}
+
 /// The pause of a consumer as several gateways share it (PostgreSQL). A store with one gateway
 /// keeps none: every gateway's pause is its own, and these do nothing.
 public protocol SharedPauseStore: Sendable {

@@ -91,6 +91,13 @@ enum PostgresMigration {
           probe_token bigint
         );
         """,
+        // v3: an operator's pause of a consumer (nothing is sent until resumed).
+        """
+        CREATE TABLE consumer_holds (
+          consumer text PRIMARY KEY,
+          held_since bigint NOT NULL
+        );
+        """,
     ]
 
     /// Creates or migrates the schema; with `migrate` false (a command that only reads, such as

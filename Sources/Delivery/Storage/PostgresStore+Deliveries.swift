@@ -446,3 +446,41 @@ private struct OutcomeChanges: Sendable {
     var deliveredTokens: [Int64]
     var others: [OutcomeChange]
 }
+
+extension PostgresStore: ConsumerControlStore {
+    public func consumerHolds() async throws(StoreError) -> [String: Date] {
+        let logger = self.logger
+        return try await run("reading the consumers' pauses", timeout: .seconds(2)) { connection in
+            let rows = try await connection.query("SELECT consumer, held_since FROM consumer_holds", logger: logger)
+            var holds: [String: Date] = [:]
+            for try await (consumer, since) in rows.decode((String, Int64).self) { holds[consumer] = Date(milliseconds: since) }
+            return holds
+        }
+    }
+
+    public func setConsumerHold(consumer: String, held: Bool, at: Date) async throws(StoreError) {
+        let logger = self.logger
+        let at = at.milliseconds
+        try await transaction("recording a consumer's pause") { connection in
+            if held {
+                try await connection.query(
+                    "INSERT INTO consumer_holds (consumer, held_since) VALUES (\(consumer), \(at)) ON CONFLICT (consumer) DO NOTHING",
+                    logger: logger)
+            } else {
+                try await connection.query("DELETE FROM consumer_holds WHERE consumer = \(consumer)", logger: logger)
+            }
+            return ()
+        }
+    }
+
+    public func oldestPending(consumer: String) async throws(StoreError) -> Date? {
+        let logger = self.logger
+        return try await run("reading the oldest queued delivery", timeout: .seconds(2)) { connection in
+            let rows = try await connection.query(
+                "SELECT created_at FROM deliveries WHERE consumer = \(consumer) AND state = 'pending' ORDER BY id LIMIT 1",
+                logger: logger)
+            for try await createdAt in rows.decode(Int64.self) { return Date(milliseconds: createdAt) }
+            return nil
+        }
+    }
+}

@@ -56,7 +56,7 @@ public final class PostgresStore: EventStore, DedupStore, DeliveryQueue, Retaini
     }
 
     /// The schema version this build writes; a database with a newer one is refused.
-    public static let schemaVersion = 2
+    public static let schemaVersion = 3
 
     let configuration: Configuration
     let logger: Logger

@@ -338,7 +338,45 @@ public final class SQLiteStore: EventStore, DedupStore, DeliveryQueue, Retaining
                     """
             )
         }
+        // An operator's pause of a consumer, kept across restarts.
+        migrator.registerMigration("v4") { db in
+            try db.execute(sql: "CREATE TABLE consumer_holds (consumer TEXT PRIMARY KEY, held_since INTEGER NOT NULL)")
+        }
         return migrator
+    }
+}
+
+extension SQLiteStore: ConsumerControlStore {
+    public func consumerHolds() async throws(StoreError) -> [String: Date] {
+        try await read { db in
+            var holds: [String: Date] = [:]
+            let rows = try Row.fetchCursor(db, sql: "SELECT consumer, held_since FROM consumer_holds")
+            while let row = try rows.next() { holds[row["consumer"]] = Date(milliseconds: row["held_since"]) }
+            return holds
+        }
+    }
+
+    public func setConsumerHold(consumer: String, held: Bool, at: Date) async throws(StoreError) {
+        let at = at.milliseconds
+        try await write("recording a consumer's pause") { db in
+            if held {
+                try db.execute(
+                    sql: "INSERT INTO consumer_holds (consumer, held_since) VALUES (?, ?) ON CONFLICT (consumer) DO NOTHING",
+                    arguments: [consumer, at])
+            } else {
+                try db.execute(sql: "DELETE FROM consumer_holds WHERE consumer = ?", arguments: [consumer])
+            }
+        }
+    }
+
+    public func oldestPending(consumer: String) async throws(StoreError) -> Date? {
+        try await read { db in
+            // The lowest id is the oldest (ids follow insertion), found on the queue's index.
+            try Int64.fetchOne(
+                db, sql: "SELECT created_at FROM deliveries WHERE consumer = ? AND state = 'pending' ORDER BY id LIMIT 1",
+                arguments: [consumer]
+            ).map { Date(milliseconds: $0) }
+        }
     }
 }
 

@@ -5,14 +5,15 @@ import NIOCore
 import Prometheus
 import Verification
 
-/// The admin listener's routes: `/healthz`, `/readyz` (open), `/metrics` and the dead-letter
-/// routes (bearer token).
+/// The admin listener's routes: `/healthz`, `/readyz` (open), `/metrics`, the dead-letter and the
+/// consumer routes (bearer token).
 enum AdminRouter {
     static func make(
         token: Reloadable<Secret>,
         state: GatewayState,
         deadLetters: DeadLetterAdmin,
         registry: PrometheusCollectorRegistry,
+        consumers: ConsumerAdmin? = nil,
         refreshGauges: @escaping @Sendable () async -> Void
     ) -> Router<BasicRequestContext> {
         let router = Router()
@@ -117,6 +118,7 @@ enum AdminRouter {
                 return Response.json(.serviceUnavailable, ["error": "the store is unavailable: \(error.detail)"])
             }
         }
+        consumers?.addRoutes(to: router)
         return router
     }
 }

@@ -258,6 +258,13 @@ struct AdminClient {
         return answer
     }
 
+    /// A POST without a body (pause, resume).
+    func post(_ path: String) async throws -> Data {
+        var request = HTTPClientRequest(url: access.baseURL + path)
+        request.method = .POST
+        return try await send(request)
+    }
+
     private func send(_ request: HTTPClientRequest) async throws -> Data {
         var request = request
         request.headers.add(name: "authorization", value: "Bearer \(access.token.text)")
