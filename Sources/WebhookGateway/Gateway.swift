@@ -129,7 +129,7 @@ struct Gateway {
                     schemes: Dictionary(configuration.sources.map { ($0.name, $0.scheme) }, uniquingKeysWith: { first, _ in first })
                 ),
                 registry: registry,
-                consumers: ConsumerAdmin(dispatcher: dispatcher, store: store, now: now),
+                consumers: ConsumerAdmin(dispatcher: dispatcher, store: store, now: now, logger: logger),
                 refreshGauges: {
                     for consumer in consumerNames {
                         if let depth = try? await store.depth(consumer: consumer) {

@@ -201,29 +201,30 @@ struct ConsumerWorkerStateMachineTests {
     }
 
     /// An operator's pause sends nothing, not even a probe of a consumer paused by failures; the
-    /// loop only polls (to see a resume made elsewhere). Resumed, it delivers or probes as before.
+    /// loop only polls. Resumed, it delivers, or probes at once (not after the grown backoff).
     @Test func anOperatorsPauseSendsNothingUntilResumed() {
         var machine = machine(concurrency: 4, pauseAfter: 1)
         var generator = SplitMix64(state: 7)
-        var changed = machine.setHeld(true)
+        var changed = machine.setHeld(true, now: start)
         #expect(changed)
-        changed = machine.setHeld(true)
+        changed = machine.setHeld(true, now: start)
         #expect(!changed)
         #expect(machine.capacity(now: start) == 0)
         let wakeUp = machine.wakeUp(now: start)
         #expect(wakeUp == start.addingTimeInterval(1))
-        changed = machine.setHeld(false)
+        changed = machine.setHeld(false, now: start)
         #expect(changed)
         #expect(machine.capacity(now: start) == 4)
-        // Paused by failures, then held: no probe, even once it is due.
+        // Paused by failures (the next probe about a second away), then held: no probe, even
+        // once it is due. Resumed a moment later: the probe goes at once.
         machine.started(1)
         let action = machine.attemptFinished(failure(), now: start, using: &generator)
         #expect(action == .pause(failures: 1))
-        changed = machine.setHeld(true)
-        #expect(changed)
+        let moment = start.addingTimeInterval(0.1)
+        #expect(machine.capacity(now: moment) == 0)
+        machine.setHeld(true, now: start)
         #expect(machine.capacity(now: start.addingTimeInterval(3_600)) == 0)
-        changed = machine.setHeld(false)
-        #expect(changed)
-        #expect(machine.capacity(now: start.addingTimeInterval(3_600)) == 1)
+        machine.setHeld(false, now: moment)
+        #expect(machine.capacity(now: moment) == 1)
     }
 }

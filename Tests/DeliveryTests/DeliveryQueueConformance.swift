@@ -325,6 +325,7 @@ extension StoreConformance {
 extension StoreConformance where Store: ConsumerControlStore {
     func runConsumerControlSuite() async throws {
         try await consumerHoldsAreKeptUntilReleased()
+        try await aPausedConsumersClaimsLeaseNothing()
         try await oldestPendingIsTheFirstQueuedDeliveryStillThere()
     }
 
@@ -342,6 +343,22 @@ extension StoreConformance where Store: ConsumerControlStore {
         #expect(try await store.consumerHolds().keys.sorted() == ["orders"])
         try await store.setConsumerHold(consumer: "orders", held: false, at: clock.now)
         #expect(try await store.consumerHolds().isEmpty)
+    }
+
+    /// A paused consumer's claims lease nothing, probes included; another consumer is not held
+    /// back; resumed, its deliveries are claimed as before.
+    func aPausedConsumersClaimsLeaseNothing() async throws {
+        let clock = ManualClock()
+        let store = try await makeStore({ clock.now }, .seconds(72 * 3_600))
+        _ = try await store.accept(event("held-1", order: "7", consumers: ["orders", "audit"], at: clock.now))
+        try await store.setConsumerHold(consumer: "orders", held: true, at: clock.now)
+        #expect(try await claim(store, clock).isEmpty)
+        #expect(try await claim(store, clock, probe: true).isEmpty)
+        let audit = try await store.claim(
+            consumer: "audit", limit: 10, now: clock.now, leaseUntil: clock.now.addingTimeInterval(600), asProbe: false)
+        #expect(audit.count == 1)
+        try await store.setConsumerHold(consumer: "orders", held: false, at: clock.now)
+        #expect(try await claim(store, clock).count == 1)
     }
 
     func oldestPendingIsTheFirstQueuedDeliveryStillThere() async throws {

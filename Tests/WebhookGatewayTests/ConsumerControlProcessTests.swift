@@ -5,6 +5,19 @@ import NIOCore
 import NIOHTTP1
 import Testing
 
+@testable import WebhookGateway
+
+/// A consumer's URL as the admin API shows it: no user, password, query or fragment.
+@Test(arguments: [
+    ("https://user:secret@hooks.example.com:8443/tiktok?token=abc#frag", "https://hooks.example.com:8443/tiktok"),
+    ("http://127.0.0.1:9000/hook", "http://127.0.0.1:9000/hook"),
+    ("http://:only-password@h/p?x=1", "http://h/p"),
+    ("not a url with spaces", ""),
+])
+func aConsumersURLIsShownWithoutCredentials(url: String, shown: String) {
+    #expect(ConsumerAdmin.displayURL(url) == shown)
+}
+
 extension BinaryTests {
     /// `GET /admin/consumers` and an operator's pause and resume, through the built binary and the
     /// `consumers` commands: a paused consumer gets nothing (not even after a restart) until it is

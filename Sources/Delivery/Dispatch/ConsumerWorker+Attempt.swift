@@ -30,6 +30,12 @@ extension ConsumerWorker {
         }
         request.body = .bytes(ByteBuffer(bytes: delivery.body))
 
+        if isHeld {
+            // Leased just before an operator paused the consumer: not sent. The lease is released
+            // without counting an attempt, so the delivery goes first once the consumer is resumed.
+            _ = await record(.retry(id: delivery.id, attempts: delivery.attempts, nextAttemptAt: startedAt), of: delivery)
+            return AttemptReport(result: .abandoned, wasProbe: isProbe)
+        }
         let client = isProbe ? makeClient() : self.client.withLock { $0 }
         let answer: Exchange
         do {

@@ -36,7 +36,9 @@ extension ConsumerWorker {
         private(set) var nextProbeAt = Date.distantPast
         private(set) var earliestRetry: Date?
         private(set) var stopping = false
-        /// An operator paused the consumer: nothing goes out, not even a probe, until released.
+        /// An operator paused the consumer through this gateway: nothing goes out, not even a probe,
+        /// until released. (A pause made elsewhere reaches this worker through the store's claims,
+        /// which lease nothing for a paused consumer.)
         private(set) var held = false
 
         init(settings: Settings) {
@@ -64,10 +66,15 @@ extension ConsumerWorker {
             stopping = true
         }
 
-        /// An operator paused (`true`) or resumed the consumer; whether that changed anything.
-        mutating func setHeld(_ held: Bool) -> Bool {
-            defer { self.held = held }
-            return self.held != held
+        /// An operator paused (`true`) or resumed the consumer; whether that changed anything. A
+        /// resume of a consumer paused by failures probes at once: the operator resumed it because
+        /// it is back, and the backoff between probes may have grown to `maxDelay`.
+        @discardableResult
+        mutating func setHeld(_ held: Bool, now: Date) -> Bool {
+            guard self.held != held else { return false }
+            self.held = held
+            if !held && paused { nextProbeAt = now }
+            return true
         }
 
         /// A probe was due but the lease found nothing to probe (no delivery due yet, or the store

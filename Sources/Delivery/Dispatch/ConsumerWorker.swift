@@ -60,10 +60,11 @@ final class ConsumerWorker: Sendable {
     /// Reports of finished attempts, not yet seen by the loop.
     let reports = Mutex<[AttemptReport]>([])
     let paused = Atomic<Bool>(false)
-    /// Whether an operator paused the consumer, as last read from the store.
+    /// Whether an operator paused the consumer through this gateway since it started. The store
+    /// is what holds a pause back (its claims lease nothing for a paused consumer, whichever
+    /// gateway paused it, across restarts); this flag only stops what this worker leased just
+    /// before the pause from going out, and restarts probing at once on a resume.
     let held = Atomic<Bool>(false)
-    /// Set when this gateway's admin API paused or resumed the consumer: read the store at once.
-    let holdChanged = Atomic<Bool>(false)
     /// The last delivery and the last failure, for the admin API.
     let activity = Mutex(ConsumerActivity())
     /// How much longer than `timeout` a lease lasts.
@@ -100,9 +101,9 @@ final class ConsumerWorker: Sendable {
     var isPaused: Bool { paused.load(ordering: .relaxed) }
     var isHeld: Bool { held.load(ordering: .relaxed) }
 
-    /// The operator's pause of this consumer changed in the store: apply it now, not at the poll.
-    func holdChangedInStore() {
-        holdChanged.store(true, ordering: .releasing)
+    /// An operator paused (`held`) or resumed the consumer through this gateway; the store has it.
+    func operatorPaused(_ held: Bool) {
+        self.held.store(held, ordering: .releasing)
         wake()
     }
 
@@ -139,11 +140,10 @@ final class ConsumerWorker: Sendable {
         var storeFailing = false
         var generator = SystemRandomNumberGenerator()
         var shared = SharedPauseSync()
-        var holdRead = Date.distantPast
         await withDiscardingTaskGroup { group in
             var iterator = signals.makeAsyncIterator()
             while true {
-                await syncHold(&machine, lastRead: &holdRead)
+                machine.setHeld(held.load(ordering: .acquiring), now: now())
                 await syncSharedPause(&machine, &shared, using: &generator)
                 await fill(&machine, storeFailing: &storeFailing, group: &group)
                 if machine.finished { break }
@@ -207,26 +207,6 @@ final class ConsumerWorker: Sendable {
         let action = paused ? machine.pausedElsewhere(now: at, using: &generator) : machine.resumedElsewhere()
         guard let action else { return }
         perform(action, elsewhere: true)
-    }
-
-    /// With a store that keeps operators' pauses: reads this consumer's at start, once a poll
-    /// interval (another gateway's admin API may have changed it), and at once after this
-    /// gateway's admin API did. A store failure leaves the hold as it was.
-    private func syncHold(_ machine: inout StateMachine, lastRead: inout Date) async {
-        guard let store = store as? any ConsumerControlStore else { return }
-        let at = now()
-        let changed = holdChanged.exchange(false, ordering: .acquiringAndReleasing)
-        guard changed || at.timeIntervalSince(lastRead) >= TimeInterval(pollInterval.milliseconds) / 1_000 else { return }
-        lastRead = at
-        guard let holds = try? await store.consumerHolds() else { return }
-        let isHeld = holds[endpoint.name] != nil
-        guard machine.setHeld(isHeld) else { return }
-        held.store(isHeld, ordering: .relaxed)
-        if isHeld {
-            logger.warning("consumer paused by an operator; nothing is sent to it until it is resumed")
-        } else {
-            logger.notice("consumer resumed by an operator; delivering its queue")
-        }
     }
 
     /// Leases as many deliveries as the state machine has room for and starts them.

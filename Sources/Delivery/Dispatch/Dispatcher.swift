@@ -138,8 +138,6 @@ public final class Dispatcher: Service, Sendable {
         public var endpoint: ConsumerEndpoint
         /// Paused after failures (only probes go out).
         public var pausedByFailures: Bool
-        /// Paused by an operator (nothing goes out).
-        public var pausedByOperator: Bool
         public var activity: ConsumerActivity
     }
 
@@ -148,16 +146,15 @@ public final class Dispatcher: Service, Sendable {
         workers.withLock { workers in
             workers.byName.mapValues { worker in
                 ConsumerStatus(
-                    endpoint: worker.endpoint, pausedByFailures: worker.isPaused, pausedByOperator: worker.isHeld,
-                    activity: worker.activity.withLock { $0 })
+                    endpoint: worker.endpoint, pausedByFailures: worker.isPaused, activity: worker.activity.withLock { $0 })
             }
         }
     }
 
-    /// An operator's pause of `consumer` changed in the store: its worker reads it again on its next
-    /// turn, without waiting for the poll. Returns at once.
-    public func holdChanged(consumer: String) {
-        workers.withLock { $0.byName[consumer]?.holdChangedInStore() }
+    /// An operator paused (`held`) or resumed `consumer` through this gateway, and the store has
+    /// it: the worker sends nothing more it had leased (a resume: delivers or probes at once).
+    public func operatorPaused(consumer: String, held: Bool) {
+        workers.withLock { $0.byName[consumer]?.operatorPaused(held) }
     }
 
     /// Whether `consumer` is paused (only probes go out).
@@ -179,7 +176,12 @@ public final class Dispatcher: Service, Sendable {
             var fresh: [ConsumerWorker] = []
             for endpoint in endpoints {
                 let worker = makeWorker(endpoint)
-                if let old = workers.byName.updateValue(worker, forKey: endpoint.name) { retired.append(old) }
+                if let old = workers.byName.updateValue(worker, forKey: endpoint.name) {
+                    // What the admin API shows of the consumer carries over to the new worker.
+                    worker.activity.withLock { $0 = old.activity.withLock { $0 } }
+                    worker.held.store(old.isHeld, ordering: .relaxed)
+                    retired.append(old)
+                }
                 fresh.append(worker)
             }
             return (retired, fresh, workers.running)

@@ -210,7 +210,8 @@ public protocol DeliveryQueue: Sendable {
 
 /// An operator's pause of consumers ("hold"): nothing at all is sent to a held consumer, not even a
 /// probe, until it is released. Kept in the store, so it survives restarts and, with PostgreSQL,
-/// holds for every gateway.
+/// holds for every gateway; ``DeliveryQueue/claim(consumer:limit:now:leaseUntil:asProbe:)``
+/// leases nothing for a held consumer, checked in its own transaction.
 public protocol ConsumerControlStore: Sendable {
     /// The consumers an operator paused, with when each was paused.
     func consumerHolds() async throws(StoreError) -> [String: Date]

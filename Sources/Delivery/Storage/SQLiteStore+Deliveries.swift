@@ -50,6 +50,12 @@ extension SQLiteStore {
     /// still pending (leased or waiting for a retry); a delivery that became a dead letter no longer
     /// holds anything back.
     static func claim(_ request: ClaimRequest, db: Database) throws -> [ClaimedDelivery] {
+        // A consumer an operator paused gets nothing leased, checked in the transaction that
+        // would lease (so a pause that committed is never raced by a claim after it).
+        let held = try Bool.fetchOne(
+            db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM consumer_holds WHERE consumer = ?)"),
+            arguments: [request.consumer])
+        if held == true { return [] }
         // A delivery is eligible when it is pending, not leased, due, and the head of its lane.
         let eligible = """
             d.consumer = :consumer AND d.state = 'pending'

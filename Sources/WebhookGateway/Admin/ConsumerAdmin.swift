@@ -1,6 +1,7 @@
 import Delivery
 import Foundation
 import Hummingbird
+import Logging
 import NIOCore
 
 /// `GET /admin/consumers` and the operator's pause and resume of a consumer.
@@ -12,6 +13,7 @@ struct ConsumerAdmin: Sendable {
     let dispatcher: Dispatcher
     let store: any DeliveryQueue & ConsumerControlStore
     let now: @Sendable () -> Date
+    let logger: Logger
 
     /// One consumer as the API shows it.
     struct Item: Encodable, Sendable {
@@ -48,7 +50,8 @@ struct ConsumerAdmin: Sendable {
 
     /// The consumer's URL as shown: no user, password, query or fragment (they may carry secrets).
     static func displayURL(_ url: String) -> String {
-        guard var components = URLComponents(string: url) else { return "" }
+        // (The configuration accepts only http and https URLs with a host; anything else shows empty.)
+        guard var components = URLComponents(string: url), components.scheme != nil, components.host != nil else { return "" }
         components.user = nil
         components.password = nil
         components.query = nil
@@ -73,12 +76,24 @@ struct ConsumerAdmin: Sendable {
         return try await item(status, held: holds[name] != nil)
     }
 
+    /// The change was recorded, but the consumer's state could not be read for the answer.
+    struct RecordedButUnreadable: Error {
+        let error: StoreError
+    }
+
     /// Pauses (`held`) or resumes `name`; the answer shows the consumer afterwards.
     func setPaused(_ name: String, _ held: Bool) async throws -> Item {
         guard dispatcher.statuses()[name] != nil else { throw Unknown() }
         try await store.setConsumerHold(consumer: name, held: held, at: now())
-        dispatcher.holdChanged(consumer: name)
-        return try await item(named: name)
+        dispatcher.operatorPaused(consumer: name, held: held)
+        logger.notice(
+            held ? "consumer paused by an operator; nothing is sent to it until it is resumed" : "consumer resumed by an operator",
+            metadata: ["consumer": "\(name)"])
+        do {
+            return try await item(named: name)
+        } catch let error as StoreError {
+            throw RecordedButUnreadable(error: error)
+        }
     }
 
     private func item(_ status: Dispatcher.ConsumerStatus, held: Bool) async throws(StoreError) -> Item {
@@ -117,6 +132,10 @@ extension ConsumerAdmin {
                     return try Self.json(.ok, try await setPaused(name, held))
                 } catch is Unknown {
                     return Response.json(.notFound, ["error": "no consumer named \(name)"])
+                } catch let failure as RecordedButUnreadable {
+                    return Response.json(
+                        .serviceUnavailable,
+                        ["error": "the \(action) is recorded, but the consumer's state cannot be read: \(failure.error.detail)"])
                 } catch let error as StoreError {
                     return Response.json(.serviceUnavailable, ["error": "the store is unavailable: \(error.detail)"])
                 }
