@@ -13,6 +13,7 @@
 #   ROUNDS=3 DRAINED=100000 GATEWAY=/path/webhook-gateway HELLO=/path/HelloHummingbird Benchmarks/postgres/run.sh 10 64
 #   PEERS=0 GATEWAY=/path/webhook-gateway Benchmarks/postgres/run.sh 10 64   # without the bare Hummingbird
 #   INGEST_ONLY=1 …                                                            # (a) only
+#   ROUNDS=0 DRAIN_ONLY=1 …                                                    # (c) only
 #
 # Needs: wrk, nginx, python3, postgresql (apt-get install wrk nginx postgresql sqlite3); builds release
 # binaries unless GATEWAY and HELLO are given. The cluster is a throwaway one of
@@ -236,8 +237,10 @@ PY
 
 [ "${INGEST_ONLY:-0}" = 1 ] && exit 0
 
-# (b) end to end: two gateways ingest and deliver to nginx at once.
 nginx -c "$WORK/nginx/nginx.conf"
+
+# (b) end to end: two gateways ingest and deliver to nginx at once.
+if [ "${DRAIN_ONLY:-0}" != 1 ]; then
 url=$(new_database bench_e2e)
 python3 Benchmarks/ingest/sign_requests.py tiktok "$COUNT" "$SECRET" > "$WORK/tiktok.txt"
 for index in 1 2; do
@@ -257,6 +260,8 @@ echo "## End to end: two gateways, one database, consumer nginx return 200"
 python3 -c "
 d=$DURATION; total=$end-$start
 print(f'ingested {$ingested} events in {d} s ({$ingested/d:.0f}/s); delivered {$delivered} in {total:.1f} s from the first request to an empty queue ({$delivered/total:.0f}/s)')"
+
+fi
 
 # (c) drain: DRAINED queued deliveries, then one and then two gateways.
 for gateways in 1 2; do

@@ -66,7 +66,7 @@ extension PostgresStore {
                 WITH picked AS MATERIALIZED (
                   SELECT d.id FROM deliveries d
                   WHERE d.consumer = \(consumer) AND d.state = 'pending'
-                    AND NOT EXISTS (SELECT 1 FROM consumer_holds h WHERE h.consumer = d.consumer)
+                    AND NOT EXISTS (SELECT 1 FROM consumer_holds WHERE consumer = \(consumer))
                     AND (d.lease_until IS NULL OR d.lease_until <= \(nowMilliseconds))
                     AND d.next_attempt_at <= \(nowMilliseconds)
                     AND (d.lane IS NULL OR NOT EXISTS (
