@@ -78,10 +78,7 @@ extension ConsumersCommand {
         var name: String
 
         func run() async throws {
-            let client = AdminClient(access: try admin.access())
-            defer { client.shutdown() }
-            let path = "/admin/consumers/\(name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? name)/pause"
-            print(ConsumersCommand.line(try ConsumersCommand.decodeItem(try await client.post(path))))
+            try await ConsumersCommand.post("pause", name: name, admin: admin)
         }
     }
 
@@ -97,10 +94,15 @@ extension ConsumersCommand {
         var name: String
 
         func run() async throws {
-            let client = AdminClient(access: try admin.access())
-            defer { client.shutdown() }
-            let path = "/admin/consumers/\(name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? name)/resume"
-            print(ConsumersCommand.line(try ConsumersCommand.decodeItem(try await client.post(path))))
+            try await ConsumersCommand.post("resume", name: name, admin: admin)
         }
+    }
+
+    /// `POST /admin/consumers/NAME/ACTION`; prints the consumer as the answer shows it.
+    static func post(_ action: String, name: String, admin: AdminOptions) async throws {
+        let client = AdminClient(access: try admin.access())
+        defer { client.shutdown() }
+        let path = "/admin/consumers/\(name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? name)/\(action)"
+        print(line(try decodeItem(try await client.post(path))))
     }
 }
