@@ -130,6 +130,9 @@ struct Gateway {
                 ),
                 registry: registry,
                 consumers: ConsumerAdmin(dispatcher: dispatcher, store: store, now: now, logger: logger),
+                events: EventAdmin(
+                    store: store, consumers: live.consumers, now: now, onQueued: { dispatcher.wake(consumers: $0) },
+                    logger: logger),
                 refreshGauges: {
                     for consumer in consumerNames {
                         if let depth = try? await store.depth(consumer: consumer) {
@@ -211,7 +214,7 @@ struct Gateway {
 
 /// The store a configuration names, with where its dead letters are kept.
 struct OpenedStore {
-    typealias Store = any EventStore & DedupStore & DeliveryQueue & RetainingStore & ConsumerControlStore
+    typealias Store = any EventStore & DedupStore & DeliveryQueue & RetainingStore & ConsumerControlStore & EventLogStore
     let store: Store
     let archive: any DeadLetterArchive
     /// SQLite: the lock that keeps a second gateway off the same file.

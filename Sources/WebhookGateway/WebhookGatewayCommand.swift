@@ -7,7 +7,8 @@ struct WebhookGatewayCommand: AsyncParsableCommand {
         abstract: "An edge service for TikTok webhooks: verify, de-duplicate, store durably, fan out.",
         subcommands: [
             DevCommand.self,
-            ServeCommand.self, CheckConfigCommand.self, DeadLettersCommand.self, ConsumersCommand.self, SignCommand.self,
+            ServeCommand.self, CheckConfigCommand.self, DeadLettersCommand.self, EventsCommand.self,
+            ConsumersCommand.self, SignCommand.self,
             SendTestEventCommand.self,
         ]
     )

@@ -11,12 +11,20 @@ public struct DeadLetter: Sendable, Hashable, Codable {
         public var status: Int?
         /// Set when `status` is `nil`: what went wrong (connection refused, timeout, …).
         public var error: String?
+        /// How long the attempt took, from sending to the end of the answer (`nil` for attempts
+        /// recorded before durations were kept). Kept in the store's delivery history and shown by
+        /// the event log; not part of a dead-letter line, whose format SPEC.md fixes.
+        public var durationMs: Int?
 
-        public init(at: Date, status: Int?, error: String?) {
+        public init(at: Date, status: Int?, error: String?, durationMs: Int? = nil) {
             self.at = at
             self.status = status
             self.error = error
+            self.durationMs = durationMs
         }
+
+        /// Set to `true` in an encoder's `userInfo` to write `durationMs` too.
+        public static let includeDuration = CodingUserInfoKey(rawValue: "webhook-gateway.attempt-duration")!
 
         public func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
@@ -24,6 +32,9 @@ public struct DeadLetter: Sendable, Hashable, Codable {
             // Both keys are always present, as null when empty.
             try container.encode(status, forKey: .status)
             try container.encode(error, forKey: .error)
+            if encoder.userInfo[Self.includeDuration] as? Bool == true {
+                try container.encode(durationMs, forKey: .durationMs)
+            }
         }
     }
 

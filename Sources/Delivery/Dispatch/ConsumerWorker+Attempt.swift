@@ -62,7 +62,7 @@ extension ConsumerWorker {
             // The request never left: this delivery cannot be sent as it is, and the consumer's
             // health is not in question. Dead-letter it at once.
             var attempts = delivery.attempts
-            attempts.append(DeadLetter.Attempt(at: startedAt, status: nil, error: unsendable))
+            attempts.append(DeadLetter.Attempt(at: startedAt, status: nil, error: unsendable, durationMs: 0))
             let update = DeliveryUpdate.deadLetter(
                 id: delivery.id, attempts: attempts, reason: "cannot be sent: \(unsendable)", at: now())
             guard await record(update, of: delivery) else { return AttemptReport(result: .abandoned, wasProbe: isProbe) }
@@ -78,14 +78,17 @@ extension ConsumerWorker {
         let retryAfter = answer.retryAfter
 
         let outcome = AttemptClass(status: status)
-        var attempts = delivery.attempts
-        attempts.append(DeadLetter.Attempt(at: startedAt, status: status, error: status == nil ? failure : nil))
         let finishedAt = now()
+        var attempts = delivery.attempts
+        attempts.append(
+            DeadLetter.Attempt(
+                at: startedAt, status: status, error: status == nil ? failure : nil,
+                durationMs: Int(max(0, finishedAt.timeIntervalSince(startedAt)) * 1_000)))
         let update: DeliveryUpdate
         var nextAttemptAt: Date?
         switch outcome {
         case .delivered:
-            update = .delivered(id: delivery.id)
+            update = .delivered(id: delivery.id, attempts: attempts)
         case .retryable where number < endpoint.retry.maxAttempts:
             let delay = endpoint.retry.delay(afterAttempt: number, retryAfter: retryAfter)
             let next = finishedAt.addingTimeInterval(TimeInterval(delay.milliseconds) / 1_000)

@@ -121,8 +121,9 @@ public struct ClaimedDelivery: Sendable, Hashable {
 
 /// How a claimed delivery ended; ``DeliveryQueue/finish(_:)`` records it and releases the lease.
 public enum DeliveryUpdate: Sendable, Hashable {
-    /// Delivered: the delivery leaves the queue.
-    case delivered(id: Int64)
+    /// Delivered: the delivery leaves the queue; `attempts` (the last one the success) stay in
+    /// its history.
+    case delivered(id: Int64, attempts: [DeadLetter.Attempt] = [])
     /// Failed and will be tried again, not before `nextAttemptAt`.
     case retry(id: Int64, attempts: [DeadLetter.Attempt], nextAttemptAt: Date)
     /// Failed for good: the delivery becomes a dead letter. It stays in the queue, no longer
@@ -132,7 +133,7 @@ public enum DeliveryUpdate: Sendable, Hashable {
 
     var id: Int64 {
         switch self {
-        case .delivered(let id), .retry(let id, _, _), .deadLetter(let id, _, _, _): id
+        case .delivered(let id, _), .retry(let id, _, _), .deadLetter(let id, _, _, _): id
         }
     }
 }

@@ -98,6 +98,18 @@ enum PostgresMigration {
           held_since bigint NOT NULL
         );
         """,
+        // v4: the event log. A finished delivery keeps its row ('delivered', or 'dead_lettered'
+        // once its dead letter is stored) as its history, deleted with its event; the filters of
+        // `GET /admin/events` have indexes.
+        """
+        ALTER TABLE deliveries DROP CONSTRAINT deliveries_state_check;
+        ALTER TABLE deliveries ADD CONSTRAINT deliveries_state_check
+          CHECK (state IN ('pending', 'dying', 'delivered', 'dead_lettered'));
+        CREATE INDEX events_received ON events (received_at DESC, id DESC);
+        CREATE INDEX events_order ON events (order_id, received_at DESC, id DESC) WHERE order_id IS NOT NULL;
+        CREATE INDEX events_dedup ON events (dedup_key);
+        CREATE INDEX events_type ON events (event_type, received_at DESC, id DESC);
+        """,
     ]
 
     /// Creates or migrates the schema; with `migrate` false (a command that only reads, such as

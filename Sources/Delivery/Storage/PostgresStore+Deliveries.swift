@@ -6,8 +6,9 @@ import Verification
 
 /// The shared delivery queue: leases with claim tokens, outcomes, dead letters, replay.
 ///
-/// The queue holds only unfinished work: a delivered row is deleted, and a dead letter leaves once
-/// its row is in `dead_letters`. The claim takes the due heads of order lanes with
+/// The queue is the rows in state `pending` (and `dying`: a dead letter whose row is not yet in
+/// `dead_letters`); a finished row stays, `delivered` or `dead_lettered`, as the delivery's history
+/// for the event log, and goes with its event. The claim takes the due heads of order lanes with
 /// `FOR UPDATE SKIP LOCKED`, so gateways claiming at once take different deliveries without
 /// waiting for each other, and sets a lease and a fresh claim token on them. An outcome is written
 /// only where the token still matches: a gateway whose lease ran out (it stalled, and another
@@ -25,7 +26,8 @@ extension PostgresStore {
         }
         let logger = self.logger
         let counts: [String: Int] = try await run("counting the queue", timeout: .seconds(2)) { connection in
-            let rows = try await connection.query("SELECT consumer, count(*) FROM deliveries GROUP BY consumer", logger: logger)
+            let rows = try await connection.query(
+                "SELECT consumer, count(*) FROM deliveries WHERE state IN ('pending', 'dying') GROUP BY consumer", logger: logger)
             var counts: [String: Int] = [:]
             for try await (consumer, count) in rows.decode((String, Int64).self) { counts[consumer] = Int(count) }
             return counts
@@ -177,18 +179,26 @@ extension PostgresStore {
         var lost = 0
         var deliveredIDs: [Int64] = []
         var deliveredTokens: [Int64] = []
+        var deliveredLogs: [String] = []
+        var deliveredAttempts: [Int64] = []
+        var deliveredAt: [Int64] = []
         var others: [(DeliveryUpdate, Int64)] = []
         for (update, token) in zip(updates, tokens) {
             let token = token ?? 0
-            if case .delivered(let id) = update {
+            if case .delivered(let id, let attempts) = update {
                 deliveredIDs.append(id)
                 deliveredTokens.append(token)
+                deliveredLogs.append((try? AttemptLog.encode(attempts)) ?? "[]")
+                deliveredAttempts.append(Int64(attempts.count))
+                deliveredAt.append(AttemptLog.finishedAt(attempts) ?? 0)
             } else {
                 others.append((update, token))
             }
         }
         let changes = OutcomeChanges(
-            deliveredIDs: deliveredIDs, deliveredTokens: deliveredTokens, others: others.map { OutcomeChange(update: $0.0, token: $0.1) })
+            deliveredIDs: deliveredIDs, deliveredTokens: deliveredTokens, deliveredLogs: deliveredLogs,
+            deliveredAttempts: deliveredAttempts, deliveredAt: deliveredAt,
+            others: others.map { OutcomeChange(update: $0.0, token: $0.1) })
         lost += try await transaction("recording outcomes") { connection in
             var lost = 0
             if !probes.isEmpty {
@@ -198,10 +208,15 @@ extension PostgresStore {
                     logger: logger)
             }
             if !changes.deliveredIDs.isEmpty {
+                // The row stays, out of the queue, as the delivery's history until its event is pruned.
                 let rows = try await connection.query(
                     """
-                    DELETE FROM deliveries d USING unnest(\(changes.deliveredIDs)::bigint[], \(changes.deliveredTokens)::bigint[]) AS t(id, token)
-                    WHERE d.id = t.id AND coalesce(d.claim_token, 0) = t.token RETURNING d.id
+                    UPDATE deliveries d SET state = 'delivered', attempts = t.attempts, attempt_log = t.log,
+                      finished_at = nullif(t.at, 0), lease_until = NULL, claim_token = NULL
+                    FROM unnest(\(changes.deliveredIDs)::bigint[], \(changes.deliveredTokens)::bigint[],
+                      \(changes.deliveredAttempts)::bigint[], \(changes.deliveredLogs)::text[], \(changes.deliveredAt)::bigint[])
+                      AS t(id, token, attempts, log, at)
+                    WHERE d.id = t.id AND coalesce(d.claim_token, 0) = t.token AND d.state = 'pending' RETURNING d.id
                     """,
                     logger: logger)
                 var deleted = 0
@@ -256,7 +271,8 @@ extension PostgresStore {
         let logger = self.logger
         try await run("marking dead letters") { connection in
             try await connection.query(
-                "DELETE FROM deliveries WHERE id = ANY(\(deliveryIDs)) AND state = 'dying'", logger: logger)
+                "UPDATE deliveries SET state = 'dead_lettered', lease_until = NULL WHERE id = ANY(\(deliveryIDs)) AND state = 'dying'",
+                logger: logger)
             return ()
         }
         state.withLock { $0.depths = nil }
@@ -445,6 +461,9 @@ private struct OutcomeChange: Sendable {
 private struct OutcomeChanges: Sendable {
     var deliveredIDs: [Int64]
     var deliveredTokens: [Int64]
+    var deliveredLogs: [String]
+    var deliveredAttempts: [Int64]
+    var deliveredAt: [Int64]
     var others: [OutcomeChange]
 }
 

@@ -56,7 +56,7 @@ public final class PostgresStore: EventStore, DedupStore, DeliveryQueue, Retaini
     }
 
     /// The schema version this build writes; a database with a newer one is refused.
-    public static let schemaVersion = 3
+    public static let schemaVersion = 4
 
     let configuration: Configuration
     let logger: Logger
@@ -307,7 +307,7 @@ public final class PostgresStore: EventStore, DedupStore, DeliveryQueue, Retaini
                 """
                 WITH done AS (
                   SELECT e.id FROM events e WHERE e.finished_at IS NULL
-                    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
+                    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.state IN ('pending', 'dying'))
                   LIMIT \(limit) FOR UPDATE SKIP LOCKED)
                 UPDATE events SET finished_at = \(nowMilliseconds) FROM done WHERE events.id = done.id RETURNING 1
                 """,
@@ -319,8 +319,9 @@ public final class PostgresStore: EventStore, DedupStore, DeliveryQueue, Retaini
                 """
                 WITH old AS (
                   SELECT e.id FROM events e WHERE e.finished_at IS NOT NULL AND e.finished_at <= \(cutoff)
-                    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
-                  LIMIT \(limit) FOR UPDATE SKIP LOCKED)
+                    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.state IN ('pending', 'dying'))
+                  LIMIT \(limit) FOR UPDATE SKIP LOCKED),
+                history AS (DELETE FROM deliveries d USING old WHERE d.event_id = old.id)
                 DELETE FROM events USING old WHERE events.id = old.id RETURNING 1
                 """,
                 logger: logger

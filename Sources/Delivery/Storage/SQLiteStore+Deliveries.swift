@@ -116,9 +116,18 @@ extension SQLiteStore {
     static func finish(_ updates: [DeliveryUpdate], db: Database, depths: inout QueueDepths) throws {
         for update in updates {
             switch update {
-            case .delivered(let id):
+            case .delivered(let id, let attempts):
+                // The row stays, out of the queue, as the delivery's history until its event is
+                // pruned.
                 let consumer = try String.fetchOne(
-                    db.cachedStatement(sql: "DELETE FROM deliveries WHERE id = ? RETURNING consumer"), arguments: [id])
+                    db.cachedStatement(
+                        sql: """
+                            UPDATE deliveries SET state = 'delivered', attempts = ?, attempt_log = ?, finished_at = ?,
+                              lease_until = NULL
+                            WHERE id = ? AND state = 'pending' RETURNING consumer
+                            """
+                    ),
+                    arguments: [attempts.count, try AttemptLog.encode(attempts), AttemptLog.finishedAt(attempts), id])
                 if let consumer { depths.add(-1, consumer: consumer) }
             case .retry(let id, let attempts, let nextAttemptAt):
                 try db.cachedStatement(
@@ -282,11 +291,23 @@ extension SQLiteStore {
     }
 }
 
-/// The attempts of a delivery as stored: the JSON of the dead-letter line's `attempts`.
+/// The attempts of a delivery as stored: the JSON of the dead-letter line's `attempts`, with each
+/// attempt's `durationMs`.
 enum AttemptLog {
+    private static let encoder: JSONEncoder = {
+        let encoder = DeadLetter.encoder
+        encoder.userInfo[DeadLetter.Attempt.includeDuration] = true
+        return encoder
+    }()
+
     static func encode(_ attempts: [DeadLetter.Attempt]) throws -> String {
         if attempts.isEmpty { return "[]" }
-        return String(decoding: try DeadLetter.encoder.encode(attempts), as: UTF8.self)
+        return String(decoding: try encoder.encode(attempts), as: UTF8.self)
+    }
+
+    /// When the last attempt ended (milliseconds), if there was one.
+    static func finishedAt(_ attempts: [DeadLetter.Attempt]) -> Int64? {
+        attempts.last.map { $0.at.milliseconds + Int64($0.durationMs ?? 0) }
     }
 
     static func decode(_ json: String) throws -> [DeadLetter.Attempt] {

@@ -20,20 +20,30 @@ extension SQLiteStore {
                 sql: """
                     UPDATE events SET finished_at = ? WHERE rowid IN
                       (SELECT rowid FROM events WHERE finished_at IS NULL
-                         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id) LIMIT ?)
+                         AND NOT EXISTS (SELECT 1 FROM deliveries d
+                           WHERE d.event_id = events.id AND d.state IN ('pending', 'dying')) LIMIT ?)
                     """,
                 arguments: [nowMilliseconds, limit]
             )
             let marked = db.changesCount
-            try db.execute(
+            // The event goes with its deliveries' history (finished rows only: an event that was
+            // redelivered after it was marked is unmarked, and kept).
+            let old = try String.fetchAll(
+                db,
                 sql: """
-                    DELETE FROM events WHERE rowid IN
-                      (SELECT rowid FROM events WHERE finished_at IS NOT NULL AND finished_at <= ?
-                         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id) LIMIT ?)
+                    SELECT id FROM events WHERE finished_at IS NOT NULL AND finished_at <= ?
+                      AND NOT EXISTS (SELECT 1 FROM deliveries d
+                        WHERE d.event_id = events.id AND d.state IN ('pending', 'dying')) LIMIT ?
                     """,
                 arguments: [cutoff, limit]
             )
-            return EventPruneResult(marked: marked, pruned: db.changesCount)
+            let dropHistory = try db.cachedStatement(sql: "DELETE FROM deliveries WHERE event_id = ?")
+            let dropEvent = try db.cachedStatement(sql: "DELETE FROM events WHERE id = ?")
+            for id in old {
+                try dropHistory.execute(arguments: [id])
+                try dropEvent.execute(arguments: [id])
+            }
+            return EventPruneResult(marked: marked, pruned: old.count)
         }
     }
 

@@ -212,7 +212,9 @@ public final class SQLiteStore: EventStore, DedupStore, DeliveryQueue, Retaining
         do {
             let changes = try await database.pool.write { db in
                 var changes = QueueDepths()
-                let statement = try db.cachedStatement(sql: "DELETE FROM deliveries WHERE id = ? RETURNING consumer")
+                // The row stays as the delivery's history; it has left the queue.
+                let statement = try db.cachedStatement(
+                    sql: "UPDATE deliveries SET state = 'dead_lettered' WHERE id = ? AND state = 'dying' RETURNING consumer")
                 for id in deliveryIDs {
                     if let consumer = try String.fetchOne(statement, arguments: [id]) { changes.add(-1, consumer: consumer) }
                 }
@@ -341,6 +343,19 @@ public final class SQLiteStore: EventStore, DedupStore, DeliveryQueue, Retaining
         // An operator's pause of a consumer, kept across restarts.
         migrator.registerMigration("v4") { db in
             try db.execute(sql: "CREATE TABLE consumer_holds (consumer TEXT PRIMARY KEY, held_since INTEGER NOT NULL)")
+        }
+        // The event log: a finished delivery keeps its row ('delivered', or 'dead_lettered' once
+        // its line is written) as the delivery's history, pruned with its event; the filters of
+        // `GET /admin/events` have indexes (newest first, by order, dedup key and event type).
+        migrator.registerMigration("v5") { db in
+            try db.execute(
+                sql: """
+                    CREATE INDEX events_received ON events(received_at, id);
+                    CREATE INDEX events_order ON events(order_id, received_at, id) WHERE order_id IS NOT NULL;
+                    CREATE INDEX events_dedup ON events(dedup_key);
+                    CREATE INDEX events_type ON events(event_type, received_at, id);
+                    """
+            )
         }
         return migrator
     }

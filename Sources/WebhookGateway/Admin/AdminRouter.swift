@@ -14,6 +14,7 @@ enum AdminRouter {
         deadLetters: DeadLetterAdmin,
         registry: PrometheusCollectorRegistry,
         consumers: ConsumerAdmin? = nil,
+        events: EventAdmin? = nil,
         refreshGauges: @escaping @Sendable () async -> Void
     ) -> Router<BasicRequestContext> {
         let router = Router()
@@ -119,6 +120,7 @@ enum AdminRouter {
             }
         }
         consumers?.addRoutes(to: router)
+        events?.addRoutes(to: router)
         return router
     }
 }

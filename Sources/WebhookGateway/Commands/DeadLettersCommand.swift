@@ -258,10 +258,14 @@ struct AdminClient {
         return answer
     }
 
-    /// A POST without a body (pause, resume).
-    func post(_ path: String) async throws -> Data {
+    /// A POST, with a JSON body or none (pause, resume).
+    func post(_ path: String, json body: [String: Any]? = nil) async throws -> Data {
         var request = HTTPClientRequest(url: access.baseURL + path)
         request.method = .POST
+        if let body {
+            request.headers.add(name: "content-type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)))
+        }
         return try await send(request)
     }
 
