@@ -135,7 +135,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
-            exclude: ["Scripts"],
+            exclude: ["Scripts", "Golden"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

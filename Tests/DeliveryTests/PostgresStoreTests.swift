@@ -31,6 +31,7 @@ struct PostgresStoreTests {
         }
         try await conformance.runAll()
         try await conformance.runConsumerControlSuite()
+        try await conformance.runEventLogSuite()
     }
 
     /// An operator's pause made through one gateway holds for the others.

@@ -20,6 +20,7 @@ struct SQLiteStoreTests {
         }
         try await conformance.runAll()
         try await conformance.runConsumerControlSuite()
+        try await conformance.runEventLogSuite()
     }
 
     /// An operator's pause is in the file: a restarted gateway finds it.

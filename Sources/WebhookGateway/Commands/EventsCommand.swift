@@ -228,8 +228,15 @@ enum EventTimeline {
         }
         out += "\nnow\n"
         if deliveries.isEmpty { out += "  no deliveries: no consumer subscribed to this event when it arrived\n" }
+        // The latest delivery of each consumer says where it stands (earlier ones are history).
+        var latest: [String: [String: Any]] = [:]
+        var consumers: [String] = []
         for delivery in deliveries {
             let consumer = text("consumer", in: delivery) ?? "?"
+            if latest.updateValue(delivery, forKey: consumer) == nil { consumers.append(consumer) }
+        }
+        for consumer in consumers {
+            guard let delivery = latest[consumer] else { continue }
             let what: String
             switch text("status", in: delivery) {
             case "pending":
