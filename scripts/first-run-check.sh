@@ -5,8 +5,8 @@
 # orders-sandbox, working dead-letter and admin commands). Then stops the first terminal with
 # Ctrl-C (SIGINT) and checks that it exits cleanly and stops the consumers it started.
 #
-# Run from the repository root: scripts/first-run-check.sh. It needs ports 8080, 9090, 7001 and
-# 7002 free. An existing ./data is moved aside and put back afterwards.
+# Run from the repository root: scripts/first-run-check.sh. It needs ports 8080, 9090, 7001, 7002 and
+# 7003 free. An existing ./data is moved aside and put back afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +30,7 @@ second_terminal=$(read_block 2)
 [ -n "$first_terminal" ] || fail "README has no first-terminal block under '## First run'"
 [ -n "$second_terminal" ] || fail "README has no second-terminal block under '## First run'"
 
-ports="8080 9090 7001 7002"
+ports="8080 9090 7001 7002 7003"
 listening() { curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$1/"; }
 for port in $ports; do
     if listening "$port"; then fail "port $port is taken; the first run needs $ports free"; fi
@@ -47,7 +47,7 @@ stop_everything() {
         for _ in $(seq 1 150); do kill -0 "$gateway_pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "-$gateway_pid" 2>/dev/null || true
     fi
-    pkill -KILL -f "example-consumer --port 700[12]" 2>/dev/null || true
+    pkill -KILL -f "example-consumer --port 700[123]" 2>/dev/null || true
 }
 cleanup() {
     stop_everything
@@ -124,7 +124,7 @@ wait "$gateway_pid" || status=$?
 gateway_pid=""
 [ "$status" = 0 ] || { tail -20 "$work/terminal1.log"; fail "the first terminal exited with $status"; }
 # dev stops its consumers before it exits (they are in process groups of their own).
-for port in 7001 7002; do
+for port in 7001 7002 7003; do
     if listening "$port"; then fail "an example consumer still listens on $port after Ctrl-C"; fi
 done
 echo "first-run-check: ok"

@@ -2,7 +2,9 @@
 // Standard Webhooks signature and unlocks a purchase once per `webhook-id`.
 //
 // Run it:    EXAMPLE_SIGNING_SECRET=whsec_… swift run example-consumer --port 7001
-// and point a gateway consumer at http://127.0.0.1:7001/tiktok-events with the same secret.
+// and point a gateway consumer at http://127.0.0.1:7001/tiktok-events with the same secret
+// (the example configuration's `ops` consumer, subscribed to the source `_gateway`, runs one on port
+// 7003 and posts to /gateway-events).
 //
 // It depends on Hummingbird and swift-crypto only, so it can be copied into a service as it is.
 import Crypto
@@ -48,6 +50,24 @@ actor Entitlements {
     }
 }
 
+/// One line per operational event, for a person reading the output.
+enum OperationalEvent {
+    static func line(_ event: [String: Any]) -> String {
+        func text(_ key: String) -> String { event[key].map { "\($0)" } ?? "?" }
+        let what: String
+        switch event["type"] as? String {
+        case "consumer.paused": what = "consumer \(text("consumer")) paused (\(text("reason")))"
+        case "consumer.resumed": what = "consumer \(text("consumer")) resumed (\(text("reason")))"
+        case "deadletter.created":
+            let ids = (event["ids"] as? [String] ?? []).joined(separator: " ")
+            what = "\(text("count")) new dead letter(s) for \(text("consumer")): \(ids)"
+        case "store.recovered": what = "store writable again (unavailable since \(text("unavailableSince")))"
+        default: what = text("type")
+        }
+        return "[gateway] \(text("at")) \(what)"
+    }
+}
+
 @main
 struct ExampleConsumer {
     static func main() async throws {
@@ -84,6 +104,21 @@ struct ExampleConsumer {
                 "status": unlocked ? "unlocked" : "already unlocked", "order": orderID,
             ])
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: answer)))
+        }
+        // The gateway's operational events (consumers of source `_gateway`): a pager or chat
+        // bridge would forward them; this prints one line each.
+        router.post("/gateway-events") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 1 << 20)
+            guard let id = request.headers[HTTPField.Name("webhook-id")!],
+                let timestamp = request.headers[HTTPField.Name("webhook-timestamp")!],
+                let signatures = request.headers[HTTPField.Name("webhook-signature")!],
+                verifier.verify(id: id, timestamp: timestamp, signatures: signatures, body: body.readableBytesView),
+                let event = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any]
+            else {
+                return Response(status: .unauthorized)
+            }
+            print(OperationalEvent.line(event))
+            return Response(status: .noContent)
         }
         let app = Application(
             router: router,

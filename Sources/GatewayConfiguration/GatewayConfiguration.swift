@@ -119,9 +119,11 @@ package struct GatewayConfiguration: Sendable {
         }
 
         /// Whether this consumer subscribes to `eventType` from `source` (a sandbox event or not).
+        /// The gateway's operational events go only to consumers whose `sources` name `_gateway`.
         package func matches(source: String, eventType: String, sandbox: Bool = false) -> Bool {
-            (sources?.contains(source) ?? true) && (events?.contains { $0.matches(eventType) } ?? true)
-                && self.sandbox.admits(sandbox: sandbox)
+            let subscribed =
+                source == GatewayConfiguration.operationalSource ? sources?.contains(source) == true : sources?.contains(source) ?? true
+            return subscribed && (events?.contains { $0.matches(eventType) } ?? true) && self.sandbox.admits(sandbox: sandbox)
         }
     }
 
@@ -175,6 +177,9 @@ package struct GatewayConfiguration: Sendable {
     package static let minimumEventRetention: Duration = .seconds(3_600)
     /// The pseudo-consumer under which verified bodies that are not envelopes are dead-lettered.
     package static let unparsedConsumer = DeadLetterService.unparsedConsumer
+    /// The reserved source of the gateway's own operational events (SPEC: Operational events):
+    /// only consumers whose `sources` name it get them.
+    package static let operationalSource = "_gateway"
 }
 
 extension GatewayConfiguration {
@@ -294,7 +299,8 @@ extension GatewayConfiguration {
             guard consumerNames.insert(consumer.name).inserted else {
                 throw ConfigurationError(path: "consumers[\(index)].name", problem: "duplicate consumer name \"\(consumer.name)\"")
             }
-            for (sourceIndex, source) in (consumer.sources ?? []).enumerated() where !names.contains(source) {
+            for (sourceIndex, source) in (consumer.sources ?? []).enumerated()
+            where !names.contains(source) && source != Self.operationalSource {
                 throw ConfigurationError(path: "consumers[\(index)].sources[\(sourceIndex)]", problem: "no source is named \"\(source)\"")
             }
         }

@@ -7,6 +7,7 @@ import Metrics
 import NIOCore
 import Prometheus
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 import Verification
 
@@ -51,16 +52,25 @@ struct Gateway {
         let metrics = GatewayMetrics(sources: configuration.sources.map(\.name), consumers: consumerNames, factory: factory)
         let state = GatewayState(store: store)
 
+        let live = LiveSettings(configuration: configuration)
+        // Created before the dispatcher it wakes (the dispatcher reports to it).
+        let wakeForOperationalEvents = Mutex<(@Sendable ([String]) -> Void)?>(nil)
+        let operational = OperationalEvents(
+            store: store, consumers: live.consumers, now: now,
+            onStored: { consumers in wakeForOperationalEvents.withLock { $0 }?(consumers) }, logger: logger)
         let deadLetters = DeadLetterService(
             store: store,
             archive: opened.archive,
             logger: logger,
-            onWritten: { metrics.deadLettered(consumer: $0, count: $1) }
+            onWritten: { consumer, written in
+                metrics.deadLettered(consumer: consumer, count: written.count)
+                operational.deadLettersWritten(consumer: consumer, written)
+            }
         )
         let dispatcher = Dispatcher(
             consumers: configuration.consumers.map(\.endpoint),
             store: store,
-            observer: metrics,
+            observer: GatewayObserver(metrics: metrics, operational: operational),
             logger: logger,
             now: now,
             // One gateway (SQLite) releases its leases at start; with PostgreSQL a dead gateway's
@@ -68,8 +78,8 @@ struct Gateway {
             leaseMargin: configuration.storage.postgres == nil ? .seconds(60) : .seconds(15),
             onDeadLetterDecided: { deadLetters.wake() }
         )
-        let live = LiveSettings(configuration: configuration)
-        let ingestor = Ingestor(
+        wakeForOperationalEvents.withLock { $0 = { dispatcher.wake(consumers: $0) } }
+        var ingestor = Ingestor(
             store: store,
             consumers: live.consumers,
             metrics: metrics,
@@ -84,6 +94,9 @@ struct Gateway {
             dedupRetention: configuration.dedupRetention,
             dedupRules: configuration.dedupRules
         )
+        ingestor.onStoreWrite = { succeeded in
+            if succeeded { operational.storeSucceeded() } else { operational.storeFailed() }
+        }
         let ingressCertificate = try configuration.listen.tls.map { files throws(ReloadableCertificate.LoadError) in
             try ReloadableCertificate(files: files)
         }
@@ -129,7 +142,8 @@ struct Gateway {
                     schemes: Dictionary(configuration.sources.map { ($0.name, $0.scheme) }, uniquingKeysWith: { first, _ in first })
                 ),
                 registry: registry,
-                consumers: ConsumerAdmin(dispatcher: dispatcher, store: store, now: now, logger: logger),
+                consumers: ConsumerAdmin(
+                    dispatcher: dispatcher, store: store, now: now, logger: logger, operational: operational),
                 events: EventAdmin(
                     store: store, consumers: live.consumers, now: now, onQueued: { dispatcher.wake(consumers: $0) },
                     logger: logger),
@@ -172,6 +186,8 @@ struct Gateway {
                 service: PruneService(
                     dedup: store, events: store, eventRetention: configuration.eventRetention, logger: logger, now: now)
             ),
+            // Stops after the dead-letter writer, so that the last dead letters are reported.
+            .init(service: operational),
             .init(service: deadLetters),
             .init(service: dispatcher),
             .init(service: admin),

@@ -70,7 +70,7 @@ struct DeadLetterServiceTests {
         let written = Mutex<[String: Int]>([:])
         let service = DeadLetterService(
             store: queue, writer: writer, logger: Logger(label: "test"),
-            onWritten: { consumer, count in written.withLock { $0[consumer, default: 0] += count } })
+            onWritten: { consumer, items in written.withLock { $0[consumer, default: 0] += items.count } })
 
         // Each retry (the service's timer, every 5 s) finds the store still down.
         var drains = 0

@@ -14,6 +14,7 @@ struct CommandLineTests {
             "TIKTOK_CLIENT_SECRET": "s", "TIKTOK_SHOP_APP_KEY": "k", "TIKTOK_SHOP_APP_SECRET": "s",
             "ORDERS_SIGNING_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "WEBHOOK_GATEWAY_ADMIN_TOKEN": "0123456789abcdef",
             "ORDERS_SANDBOX_SIGNING_SECRET": "whsec_c2FuZGJveC1zZWNyZXQtZm9yLXRoZS10ZXN0cw==",
+            "OPS_SIGNING_SECRET": "whsec_b3BzLXNpZ25pbmctc2VjcmV0LWZvci10ZXN0cw==",
         ]
         let result = try await run(
             ["check-config", "--config", root.appendingPathComponent("config.example.json").path], environment: environment)

@@ -12,6 +12,7 @@ struct ConfigurationTests {
         "TIKTOK_SHOP_APP_SECRET": "e59af819cc",
         "ORDERS_SIGNING_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         "ORDERS_SANDBOX_SIGNING_SECRET": "whsec_c2FuZGJveC1zZWNyZXQtZm9yLXRoZS10ZXN0cw==",
+        "OPS_SIGNING_SECRET": "whsec_b3BzLXNpZ25pbmctc2VjcmV0LWZvci10ZXN0cw==",
         "WEBHOOK_GATEWAY_ADMIN_TOKEN": "an-admin-token-of-some-length",
     ]
 
@@ -102,8 +103,28 @@ struct ConfigurationTests {
         #expect(configuration.sources.map(\.name) == ["tiktok", "tiktok-shop"])
         #expect(configuration.storage.path == root.appendingPathComponent("data/gateway.sqlite").path)
         // A team tests payments in TikTok's sandbox without the production consumer unlocking anything.
-        #expect(configuration.consumers.map(\.name) == ["orders", "orders-sandbox"])
-        #expect(configuration.consumers.map(\.sandbox) == [.exclude, .only])
+        #expect(configuration.consumers.map(\.name) == ["orders", "orders-sandbox", "ops"])
+        #expect(configuration.consumers.map(\.sandbox) == [.exclude, .only, .include])
+        // The operations consumer gets the gateway's own events and nothing else.
+        #expect(configuration.consumers[2].sources == ["_gateway"])
+        #expect(configuration.consumers[2].matches(source: "_gateway", eventType: "consumer.paused"))
+        #expect(!configuration.consumers[2].matches(source: "tiktok", eventType: "minis.trade_order.redeem.success"))
+    }
+
+    /// A consumer may name the reserved source `_gateway` (no source is configured by that name);
+    /// a consumer without `sources` does not get the gateway's events.
+    @Test func onlyConsumersNamingTheGatewaySourceGetItsEvents() throws {
+        let everything = try #require(
+            try GatewayConfiguration.load(
+                path: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                    .deletingLastPathComponent().appendingPathComponent("config.example.json").path,
+                environment: Self.environment
+            ).consumers.first)
+        var all = everything
+        all.sources = nil
+        all.events = nil
+        #expect(all.matches(source: "tiktok", eventType: "anything"))
+        #expect(!all.matches(source: "_gateway", eventType: "consumer.paused"))
     }
 
     @Test(arguments: [

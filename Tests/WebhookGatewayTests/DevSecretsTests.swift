@@ -16,9 +16,12 @@ struct DevSecretsTests {
         #expect(
             Set(references.map(\.name)) == [
                 "WEBHOOK_GATEWAY_ADMIN_TOKEN", "TIKTOK_CLIENT_SECRET", "TIKTOK_SHOP_APP_KEY", "TIKTOK_SHOP_APP_SECRET",
-                "ORDERS_SIGNING_SECRET", "ORDERS_SANDBOX_SIGNING_SECRET",
+                "ORDERS_SIGNING_SECRET", "ORDERS_SANDBOX_SIGNING_SECRET", "OPS_SIGNING_SECRET",
             ])
-        #expect(Set(references.filter(\.isSigningSecret).map(\.name)) == ["ORDERS_SIGNING_SECRET", "ORDERS_SANDBOX_SIGNING_SECRET"])
+        #expect(
+            Set(references.filter(\.isSigningSecret).map(\.name)) == [
+                "ORDERS_SIGNING_SECRET", "ORDERS_SANDBOX_SIGNING_SECRET", "OPS_SIGNING_SECRET",
+            ])
     }
 
     @Test func secretsAreGeneratedOnceKeptAndPrivate() throws {

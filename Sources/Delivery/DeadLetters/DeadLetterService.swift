@@ -24,7 +24,7 @@ public struct DeadLetterService: Service {
     let archive: any DeadLetterArchive
     let logger: Logger
     let retryInterval: Duration
-    let onWritten: @Sendable (_ consumer: String, _ count: Int) -> Void
+    let onWritten: @Sendable (_ consumer: String, _ written: [DeadLetter]) -> Void
     private let unmarked = UnmarkedDeliveries()
     private let signal: AsyncStream<Void>
     private let signalContinuation: AsyncStream<Void>.Continuation
@@ -35,7 +35,7 @@ public struct DeadLetterService: Service {
         writer: DeadLetterWriter,
         logger: Logger,
         retryInterval: Duration = .seconds(5),
-        onWritten: @escaping @Sendable (_ consumer: String, _ count: Int) -> Void = { _, _ in }
+        onWritten: @escaping @Sendable (_ consumer: String, _ written: [DeadLetter]) -> Void = { _, _ in }
     ) {
         self.init(
             store: store, archive: FileDeadLetterArchive(writer: writer), logger: logger, retryInterval: retryInterval,
@@ -47,7 +47,7 @@ public struct DeadLetterService: Service {
         archive: any DeadLetterArchive,
         logger: Logger,
         retryInterval: Duration = .seconds(5),
-        onWritten: @escaping @Sendable (_ consumer: String, _ count: Int) -> Void = { _, _ in }
+        onWritten: @escaping @Sendable (_ consumer: String, _ written: [DeadLetter]) -> Void = { _, _ in }
     ) {
         self.store = store
         self.archive = archive
@@ -102,7 +102,7 @@ public struct DeadLetterService: Service {
                     unmarked.insert(unwritten.map(\.deadLetter.id))
                     try await store.markDeadLettered(deliveryIDs: items.map(\.deliveryID))
                     unmarked.remove(items.map(\.deadLetter.id))
-                    onWritten(consumer, items.count)
+                    onWritten(consumer, items.map(\.deadLetter))
                     for item in items {
                         logger.warning(
                             "dead letter written",

@@ -277,7 +277,7 @@ final class ConsumerWorker: Sendable {
         switch action {
         case .pause(let failures):
             paused.store(true, ordering: .relaxed)
-            observer.pauseChanged(consumer: endpoint.name, paused: true)
+            observer.pauseChanged(consumer: endpoint.name, paused: true, elsewhere: elsewhere)
             if elsewhere {
                 logger.warning("consumer paused by another gateway; probing with one delivery at a time across gateways")
             } else {
@@ -288,7 +288,7 @@ final class ConsumerWorker: Sendable {
             }
         case .resume:
             paused.store(false, ordering: .relaxed)
-            observer.pauseChanged(consumer: endpoint.name, paused: false)
+            observer.pauseChanged(consumer: endpoint.name, paused: false, elsewhere: elsewhere)
             logger.notice(
                 elsewhere
                     ? "consumer answered another gateway's probe; resuming its queue" : "consumer answered a probe; resuming its queue")

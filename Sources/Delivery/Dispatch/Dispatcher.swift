@@ -45,6 +45,15 @@ public protocol DispatchObserver: Sendable {
     func retried(consumer: String)
     /// The consumer was paused (probing one delivery at a time) or resumed.
     func pauseChanged(consumer: String, paused: Bool)
+    /// The same, saying whether another gateway on the shared store paused it or got the probe
+    /// through (`elsewhere`), so that what one change reports is reported once.
+    func pauseChanged(consumer: String, paused: Bool, elsewhere: Bool)
+}
+
+extension DispatchObserver {
+    public func pauseChanged(consumer: String, paused: Bool, elsewhere: Bool) {
+        pauseChanged(consumer: consumer, paused: paused)
+    }
 }
 
 /// Delivers stored events to their consumers: one worker per consumer, each leasing deliveries

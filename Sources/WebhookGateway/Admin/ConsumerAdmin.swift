@@ -14,6 +14,8 @@ struct ConsumerAdmin: Sendable {
     let store: any DeliveryQueue & ConsumerControlStore
     let now: @Sendable () -> Date
     let logger: Logger
+    /// Told of each pause and resume that changed something (`consumer.paused`, `consumer.resumed`).
+    var operational: OperationalEvents?
 
     /// One consumer as the API shows it.
     struct Item: Encodable, Sendable {
@@ -84,7 +86,15 @@ struct ConsumerAdmin: Sendable {
     /// Pauses (`held`) or resumes `name`; the answer shows the consumer afterwards.
     func setPaused(_ name: String, _ held: Bool) async throws -> Item {
         guard dispatcher.statuses()[name] != nil else { throw Unknown() }
+        let wasHeld = try await store.consumerHolds()[name] != nil
         try await store.setConsumerHold(consumer: name, held: held, at: now())
+        if wasHeld != held {
+            if held {
+                operational?.consumerPaused(name, reason: "operator")
+            } else {
+                operational?.consumerResumed(name, reason: "operator")
+            }
+        }
         dispatcher.operatorPaused(consumer: name, held: held)
         logger.notice(
             held ? "consumer paused by an operator; nothing is sent to it until it is resumed" : "consumer resumed by an operator",

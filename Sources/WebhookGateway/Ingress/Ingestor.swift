@@ -36,6 +36,8 @@ struct Ingestor: Sendable {
     var dedupRetention: Duration = .seconds(7 * 86_400)
     /// `dedup.keys`: the rules that override the scheme's key for the events they match.
     var dedupRules: [DedupRule] = []
+    /// Told whether each write to the store succeeded (for `store.recovered`).
+    var onStoreWrite: @Sendable (_ succeeded: Bool) -> Void = { _ in }
 
     /// Checks the source's signature header for presence and form, before the body is read: a
     /// refusal is counted and logged as any other (`unauthorized`); `nil` means go on.
@@ -135,6 +137,7 @@ struct Ingestor: Sendable {
             switch try await store.accept(event) {
             case .accepted(let id):
                 metrics.request(source: source.name, outcome: .accepted, sandbox: event.sandbox)
+                onStoreWrite(true)
                 logger.info(
                     "event accepted",
                     metadata: [
@@ -151,6 +154,7 @@ struct Ingestor: Sendable {
             }
         } catch {
             metrics.request(source: source.name, outcome: .unavailable)
+            onStoreWrite(false)
             logger.error("event not stored", metadata: ["source": "\(source.name)", "error": "\(error.detail)"])
             return .unavailable(error)
         }
