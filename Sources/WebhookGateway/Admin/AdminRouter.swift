@@ -5,8 +5,9 @@ import NIOCore
 import Prometheus
 import Verification
 
-/// The admin listener's routes: `/healthz`, `/readyz` (open), `/metrics`, the dead-letter and the
-/// consumer routes (bearer token).
+/// The admin listener's routes: `/healthz`, `/readyz` (open), `/metrics`, the dead-letter, event and
+/// consumer routes and the OpenAPI document (bearer token). `docs/admin-api.yaml` describes each;
+/// a test keeps the two the same.
 enum AdminRouter {
     static func make(
         token: Reloadable<Secret>,
@@ -118,6 +119,11 @@ enum AdminRouter {
             } catch let error as StoreError {
                 return Response.json(.serviceUnavailable, ["error": "the store is unavailable: \(error.detail)"])
             }
+        }
+        router.get("/admin/openapi.json") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: AdminAPIDocument.json)))
         }
         consumers?.addRoutes(to: router)
         events?.addRoutes(to: router)
