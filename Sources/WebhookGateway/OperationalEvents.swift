@@ -22,6 +22,9 @@ import Verification
 final class OperationalEvents: Service, Sendable {
     static let deadLetterWindow: TimeInterval = 60
     static let maximumQueued = 10_000
+    /// At most this many ids in one `deadletter.created` (its `count` is exact): a consumer that
+    /// refuses a thousand events a second must not make a report of megabytes.
+    static let maximumReportedIDs = 1_000
 
     struct Report: Sendable {
         var type: String
@@ -43,10 +46,23 @@ final class OperationalEvents: Service, Sendable {
         }
     }
 
+    /// Dead letters waiting for the end of their consumer's minute: how many, and the first ids.
+    struct WaitingDeadLetters {
+        var count = 0
+        var ids: [String] = []
+
+        mutating func add(_ more: [String]) {
+            count += more.count
+            ids += more.prefix(OperationalEvents.maximumReportedIDs - ids.count)
+        }
+    }
+
     struct State {
-        var queued: [Report] = []
-        /// Dead-letter ids waiting for the end of their consumer's minute.
-        var waitingDeadLetters: [String: [String]] = [:]
+        /// Reports waiting to be stored, oldest first, each with its sequence number (so that
+        /// storing one removes that one even if the queue dropped its oldest meanwhile).
+        var queued: [(sequence: UInt64, report: Report)] = []
+        var nextSequence: UInt64 = 0
+        var waitingDeadLetters: [String: WaitingDeadLetters] = [:]
         var lastDeadLetterReport: [String: Date] = [:]
         var unavailableSince: Date?
         var dropped = 0
@@ -95,11 +111,13 @@ final class OperationalEvents: Service, Sendable {
         let at = now()
         let report: Report? = state.withLock { state in
             if let last = state.lastDeadLetterReport[consumer], at.timeIntervalSince(last) < Self.deadLetterWindow {
-                state.waitingDeadLetters[consumer, default: []] += ids
+                state.waitingDeadLetters[consumer, default: WaitingDeadLetters()].add(ids)
                 return nil
             }
             state.lastDeadLetterReport[consumer] = at
-            return Self.deadLetterReport(consumer: consumer, ids: ids, at: at)
+            var now = WaitingDeadLetters()
+            now.add(ids)
+            return Self.deadLetterReport(consumer: consumer, now, at: at)
         }
         if let report { enqueue(report) }
     }
@@ -125,18 +143,18 @@ final class OperationalEvents: Service, Sendable {
         enqueue(Report(type: "store.recovered", at: at, fields: ["unavailableSince": .text(DeadLetter.rfc3339(since))]))
     }
 
-    private static func deadLetterReport(consumer: String, ids: [String], at: Date) -> Report {
+    private static func deadLetterReport(consumer: String, _ deadLetters: WaitingDeadLetters, at: Date) -> Report {
         Report(
             type: "deadletter.created", at: at,
-            fields: ["consumer": .text(consumer), "count": .number(ids.count), "ids": .texts(ids)])
+            fields: ["consumer": .text(consumer), "count": .number(deadLetters.count), "ids": .texts(deadLetters.ids)])
     }
 
     private func enqueue(_ report: Report) {
         let dropped: Report? = state.withLock { state in
-            state.queued.append(report)
+            state.append(report)
             guard state.queued.count > Self.maximumQueued else { return nil }
             state.dropped += 1
-            return state.queued.removeFirst()
+            return state.queued.removeFirst().report
         }
         if let dropped {
             logger.error(
@@ -151,22 +169,24 @@ final class OperationalEvents: Service, Sendable {
 
     // MARK: Storing
 
-    /// Moves the dead letters whose minute is over into reports, then stores every queued report,
-    /// oldest first. Returns whether nothing is left queued.
+    /// Moves the dead letters whose minute is over (all of them when `final`: the gateway is
+    /// stopping) into reports, then stores every queued report, oldest first. Returns whether
+    /// nothing is left queued.
     @discardableResult
-    func flush() async -> Bool {
+    func flush(final: Bool = false) async -> Bool {
         let at = now()
         state.withLock { state in
-            for (consumer, ids) in state.waitingDeadLetters {
-                guard let last = state.lastDeadLetterReport[consumer], at.timeIntervalSince(last) >= Self.deadLetterWindow else {
-                    continue
+            for (consumer, waiting) in state.waitingDeadLetters {
+                if !final {
+                    guard let last = state.lastDeadLetterReport[consumer], at.timeIntervalSince(last) >= Self.deadLetterWindow
+                    else { continue }
                 }
                 state.waitingDeadLetters[consumer] = nil
                 state.lastDeadLetterReport[consumer] = at
-                state.queued.append(Self.deadLetterReport(consumer: consumer, ids: ids, at: at))
+                state.append(Self.deadLetterReport(consumer: consumer, waiting, at: at))
             }
         }
-        while let report = state.withLock({ $0.queued.first }) {
+        while let (sequence, report) = state.withLock({ $0.queued.first }) {
             let targets = consumers.value.filter {
                 $0.matches(source: GatewayConfiguration.operationalSource, eventType: report.type)
             }.map(\.name)
@@ -183,7 +203,7 @@ final class OperationalEvents: Service, Sendable {
                 }
             }
             state.withLock { state in
-                if !state.queued.isEmpty { state.queued.removeFirst() }
+                if state.queued.first?.sequence == sequence { state.queued.removeFirst() }
             }
         }
         return true
@@ -229,7 +249,14 @@ final class OperationalEvents: Service, Sendable {
             }
             group.cancelAll()
         }
-        await flush()
+        await flush(final: true)
+    }
+}
+
+extension OperationalEvents.State {
+    mutating func append(_ report: OperationalEvents.Report) {
+        queued.append((nextSequence, report))
+        nextSequence += 1
     }
 }
 

@@ -67,6 +67,17 @@ extension StoreConformance where Store: EventLogStore & RetainingStore {
         #expect(try await store.depth(consumer: "orders") == 0)
         #expect(try await store.depth(consumer: "audit") == 0)
         #expect(try await store.depth(consumer: "crm") == 1)
+        // A late outcome for a finished delivery (a lease that ran out, an outcome recorded twice)
+        // changes nothing: the delivered row stays delivered, no dead letter comes of it, and the
+        // queue is not counted down again.
+        try await store.finish([
+            .retry(id: second.id, attempts: [failed], nextAttemptAt: clock.now),
+            .deadLetter(id: second.id, attempts: [failed], reason: "max attempts", at: clock.now),
+        ])
+        #expect(try await deliveries(store, incoming.id, clock)["orders"]?.status == .delivered)
+        #expect(try await deliveries(store, incoming.id, clock)["orders"]?.attempts == [failed, succeeded])
+        #expect(try await store.deadLettersToWrite(limit: 10).isEmpty)
+        #expect(try await store.depth(consumer: "orders") == 0)
 
         let record = try #require(try await store.eventRecord(id: incoming.id, now: clock.now))
         #expect(record.body == incoming.body)

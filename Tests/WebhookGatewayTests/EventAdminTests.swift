@@ -151,7 +151,7 @@ struct EventAdminTests {
             for (query, message) in [
                 ("status=done", "status must be"), ("limit=0", "limit must be"), ("limit=1001", "limit must be"),
                 ("cursor=nonsense", "cursor"), ("since=yesterday", "since must be"), ("order=42", "unknown parameter"),
-                ("orderId=", "orderId is empty"),
+                ("orderId=", "orderId is empty"), ("orderId=42%00", "orderId contains a NUL"),
             ] {
                 let answer = try await Self.get(client, "/admin/events?\(query)", status: .badRequest)
                 #expect((answer["error"] as? String)?.contains(message) == true, "\(query): \(answer)")
@@ -218,10 +218,13 @@ struct EventAdminTests {
             // Named consumers, pending again now: skipped.
             let again = try await redeliver(event.id, #"{"consumers":["orders"]}"#)
             #expect(again["queued"] as? [String] == [])
-            // A consumer that does not match may be named (the operator's call); the shop event
-            // matches only analytics by default.
-            #expect(try await redeliver(shop.id, #"{"consumers":["orders"]}"#)["queued"] as? [String] == ["orders"])
-            #expect(try await redeliver(shop.id, nil)["queued"] as? [String] == ["analytics"])
+            // A named consumer whose subscription does not take the event (orders: tiktok only) is
+            // skipped with the reason; the shop event matches only analytics.
+            let unsubscribed = try await redeliver(shop.id, #"{"consumers":["orders","analytics"]}"#)
+            #expect(unsubscribed["queued"] as? [String] == ["analytics"])
+            let notTaken = try #require(unsubscribed["skipped"] as? [[String: Any]])
+            #expect(notTaken.map { $0["consumer"] as? String } == ["orders"])
+            #expect((notTaken.first?["reason"] as? String)?.contains("does not subscribe") == true)
 
             let unknown = try await redeliver(event.id, #"{"consumers":["nobody"]}"#, status: .badRequest)
             #expect((unknown["error"] as? String)?.contains("nobody") == true)
@@ -233,7 +236,7 @@ struct EventAdminTests {
             let claimed = try await setup.claim("orders", at: 3 * 3_600 + 1)
             #expect(claimed.eventID == event.id)
         }
-        #expect(try await setup.store.depth(consumer: "orders") == 2)
+        #expect(try await setup.store.depth(consumer: "orders") == 1)
     }
 
     /// `events show` reads as a timeline; the golden file is what an operator sees at 3 a.m.

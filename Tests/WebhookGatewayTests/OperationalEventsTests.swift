@@ -138,6 +138,27 @@ struct OperationalEventsTests {
         #expect(stored[2].body["at"] as? String == "2026-11-24T10:01:00.000Z")
     }
 
+    /// A flood of dead letters makes one report with the exact count and at most 1,000 ids; a
+    /// graceful stop reports what waited for the end of its minute instead of dropping it.
+    @Test func aFloodOfDeadLettersIsCountedAndReportedOnAGracefulStop() async throws {
+        let setup = try Setup()
+        setup.events.deadLettersWritten(consumer: "everything", [Self.deadLetter("dl_first")])
+        #expect(await setup.events.flush())
+        setup.advance(5)
+        for batch in 0..<30 {
+            setup.events.deadLettersWritten(consumer: "everything", (0..<100).map { Self.deadLetter("dl_\(batch)_\($0)") })
+        }
+        #expect(await setup.events.flush())
+        #expect(try await setup.stored().count == 1)
+        #expect(await setup.events.flush(final: true))
+        let stored = try await setup.stored()
+        #expect(stored.count == 2)
+        #expect(stored[1].body["count"] as? Int == 3_000)
+        let ids = try #require(stored[1].body["ids"] as? [String])
+        #expect(ids.count == OperationalEvents.maximumReportedIDs)
+        #expect(ids.first == "dl_0_0")
+    }
+
     @Test func reportsWaitForTheStoreAndRecoveryIsReported() async throws {
         let setup = try Setup()
         setup.store.failing.withLock { $0 = true }

@@ -26,10 +26,16 @@ extension PostgresStore {
         }
         let logger = self.logger
         let counts: [String: Int] = try await run("counting the queue", timeout: .seconds(2)) { connection in
+            // One count per state, so that each reads its partial index (deliveries_queue,
+            // deliveries_dying) and not the finished rows kept as history.
             let rows = try await connection.query(
-                "SELECT consumer, count(*) FROM deliveries WHERE state IN ('pending', 'dying') GROUP BY consumer", logger: logger)
+                """
+                SELECT consumer, count(*) FROM deliveries WHERE state = 'pending' GROUP BY consumer
+                UNION ALL
+                SELECT consumer, count(*) FROM deliveries WHERE state = 'dying' GROUP BY consumer
+                """, logger: logger)
             var counts: [String: Int] = [:]
-            for try await (consumer, count) in rows.decode((String, Int64).self) { counts[consumer] = Int(count) }
+            for try await (consumer, count) in rows.decode((String, Int64).self) { counts[consumer, default: 0] += Int(count) }
             return counts
         }
         state.withLock { $0.depths = (now, counts) }
@@ -234,7 +240,7 @@ extension PostgresStore {
                         """
                         UPDATE deliveries SET attempts = \(attempts.count), attempt_log = \(try AttemptLog.encode(attempts)),
                           next_attempt_at = \(nextAttemptAt.milliseconds), lease_until = NULL, claim_token = NULL
-                        WHERE id = \(id) AND coalesce(claim_token, 0) = \(token) RETURNING 1
+                        WHERE id = \(id) AND state = 'pending' AND coalesce(claim_token, 0) = \(token) RETURNING 1
                         """,
                         logger: logger)
                 case .deadLetter(let id, let attempts, let reason, let at):
@@ -245,7 +251,7 @@ extension PostgresStore {
                           attempt_log = \(try AttemptLog.encode(attempts)), reason = \(reason),
                           finished_at = \(at.milliseconds), dead_letter_id = \(deadLetterID), lease_until = NULL,
                           claim_token = NULL
-                        WHERE id = \(id) AND coalesce(claim_token, 0) = \(token) RETURNING 1
+                        WHERE id = \(id) AND state = 'pending' AND coalesce(claim_token, 0) = \(token) RETURNING 1
                         """,
                         logger: logger)
                 }

@@ -133,7 +133,7 @@ extension SQLiteStore {
                 try db.cachedStatement(
                     sql: """
                         UPDATE deliveries SET attempts = ?, attempt_log = ?, next_attempt_at = ?, lease_until = NULL
-                        WHERE id = ?
+                        WHERE id = ? AND state = 'pending'
                         """
                 ).execute(arguments: [attempts.count, try AttemptLog.encode(attempts), nextAttemptAt.milliseconds, id])
             case .deadLetter(let id, let attempts, let reason, let at):
@@ -141,7 +141,7 @@ extension SQLiteStore {
                     sql: """
                         UPDATE deliveries SET state = 'dying', attempts = ?, attempt_log = ?, reason = ?, finished_at = ?,
                           dead_letter_id = ?, lease_until = NULL
-                        WHERE id = ?
+                        WHERE id = ? AND state = 'pending'
                         """
                 ).execute(arguments: [
                     attempts.count, try AttemptLog.encode(attempts), reason, at.milliseconds,

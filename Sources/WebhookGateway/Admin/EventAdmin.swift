@@ -127,6 +127,9 @@ struct EventAdmin: Sendable {
             guard values.count <= 1 else { throw AdminRequestError("\(key) is given more than once") }
             guard let value = values.first else { return nil }
             guard !value.isEmpty else { throw AdminRequestError("\(key) is empty") }
+            // No stored text holds a NUL (PostgreSQL's text cannot), and PostgreSQL refuses it in
+            // a parameter: a 400 here, not a 503 from the store.
+            guard !value.unicodeScalars.contains("\u{0}") else { throw AdminRequestError("\(key) contains a NUL character") }
             return String(value)
         }
         func time(_ key: String) throws(AdminRequestError) -> Date? {
@@ -166,19 +169,33 @@ struct EventAdmin: Sendable {
     }
 
     /// The consumers a redelivery goes to: those named (each must be configured), or by default
-    /// every consumer the event matches now.
-    func redeliveryTargets(named: [String]?, event: EventRecord) throws(AdminRequestError) -> [String] {
+    /// every consumer the event matches now. A named consumer whose subscription (sources, events,
+    /// sandbox) does not take the event is left out with the reason: the token redelivers, it does
+    /// not route an event where the configuration would never send it (a sandbox payment to a
+    /// production consumer, a `_gateway` report to a consumer that did not ask for them).
+    func redeliveryTargets(
+        named: [String]?, event: EventRecord
+    ) throws(AdminRequestError) -> (targets: [String], unsubscribed: [(consumer: String, reason: String)]) {
         let configured = consumers.value
-        if let named {
-            guard !named.isEmpty else { throw AdminRequestError("consumers is empty; leave it out for every matching consumer") }
-            let names = Set(configured.map(\.name))
-            if let unknown = named.first(where: { !names.contains($0) }) {
-                throw AdminRequestError("no consumer named \(unknown)")
-            }
-            return named
+        let subscribed: (GatewayConfiguration.Consumer) -> Bool = { consumer in
+            guard let eventType = event.eventType else { return false }
+            return consumer.matches(source: event.source, eventType: eventType, sandbox: event.sandbox)
         }
-        guard let eventType = event.eventType else { return [] }
-        return configured.filter { $0.matches(source: event.source, eventType: eventType, sandbox: event.sandbox) }.map(\.name)
+        guard let named else { return (configured.filter(subscribed).map(\.name), []) }
+        guard !named.isEmpty else { throw AdminRequestError("consumers is empty; leave it out for every matching consumer") }
+        var targets: [String] = []
+        var unsubscribed: [(consumer: String, reason: String)] = []
+        for name in named {
+            guard let consumer = configured.first(where: { $0.name == name }) else {
+                throw AdminRequestError("no consumer named \(name)")
+            }
+            if subscribed(consumer) {
+                targets.append(name)
+            } else if !unsubscribed.contains(where: { $0.consumer == name }) {
+                unsubscribed.append((name, "the consumer does not subscribe to this event (sources, events or sandbox)"))
+            }
+        }
+        return (targets, unsubscribed)
     }
 
     /// The body of a redelivery: `{"consumers": [...]}`, or empty.
@@ -217,6 +234,10 @@ extension EventAdmin {
         }
         router.get("/admin/events/:id") { _, context in
             let id = context.parameters.get("id") ?? ""
+            // An id with a NUL is no stored event's (and PostgreSQL refuses it as a parameter).
+            guard !id.unicodeScalars.contains("\u{0}") else {
+                return Response.json(.notFound, ["error": "no stored event with that id"])
+            }
             do {
                 guard let event = try await store.eventRecord(id: id, now: now()) else {
                     return Response.json(.notFound, ["error": "no stored event \(id) (unknown, or pruned after events.retention)"])
@@ -228,16 +249,21 @@ extension EventAdmin {
         }
         router.post("/admin/events/:id/redeliver") { request, context in
             let id = context.parameters.get("id") ?? ""
+            // An id with a NUL is no stored event's (and PostgreSQL refuses it as a parameter).
+            guard !id.unicodeScalars.contains("\u{0}") else {
+                return Response.json(.notFound, ["error": "no stored event with that id"])
+            }
             let body = try await request.body.collect(upTo: 1_048_576)
             do {
                 let named = try Self.redeliveryConsumers(body)
                 guard let event = try await store.eventRecord(id: id, now: now()) else {
                     return Response.json(.notFound, ["error": "no stored event \(id) (unknown, or pruned after events.retention)"])
                 }
-                let targets = try redeliveryTargets(named: named, event: event)
-                guard let result = try await store.redeliver(eventID: id, consumers: targets, now: now()) else {
+                let (targets, unsubscribed) = try redeliveryTargets(named: named, event: event)
+                guard var result = try await store.redeliver(eventID: id, consumers: targets, now: now()) else {
                     return Response.json(.notFound, ["error": "no stored event \(id) (unknown, or pruned after events.retention)"])
                 }
+                result.skipped += unsubscribed
                 if !result.queued.isEmpty {
                     onQueued(result.queued)
                     logger.notice(
