@@ -22,7 +22,7 @@ fail() {
 venv=${SCHEMATHESIS_VENV:-/tmp/wg-schemathesis-venv}
 if [ ! -x "$venv/bin/schemathesis" ]; then
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q schemathesis
+    "$venv/bin/pip" install -q "schemathesis==${SCHEMATHESIS_VERSION:-4.32.5}"
 fi
 "$venv/bin/schemathesis" --version
 

@@ -194,7 +194,7 @@ extension PostgresStore {
             if case .delivered(let id, let attempts) = update {
                 deliveredIDs.append(id)
                 deliveredTokens.append(token)
-                deliveredLogs.append((try? AttemptLog.encode(attempts)) ?? "[]")
+                deliveredLogs.append(AttemptLog.encode(attempts))
                 deliveredAttempts.append(Int64(attempts.count))
                 deliveredAt.append(AttemptLog.finishedAt(attempts) ?? 0)
             } else {
@@ -238,7 +238,7 @@ extension PostgresStore {
                 case .retry(let id, let attempts, let nextAttemptAt):
                     rows = try await connection.query(
                         """
-                        UPDATE deliveries SET attempts = \(attempts.count), attempt_log = \(try AttemptLog.encode(attempts)),
+                        UPDATE deliveries SET attempts = \(attempts.count), attempt_log = \(AttemptLog.encode(attempts)),
                           next_attempt_at = \(nextAttemptAt.milliseconds), lease_until = NULL, claim_token = NULL
                         WHERE id = \(id) AND state = 'pending' AND coalesce(claim_token, 0) = \(token) RETURNING 1
                         """,
@@ -248,7 +248,7 @@ extension PostgresStore {
                     rows = try await connection.query(
                         """
                         UPDATE deliveries SET state = 'dying', attempts = \(attempts.count),
-                          attempt_log = \(try AttemptLog.encode(attempts)), reason = \(reason),
+                          attempt_log = \(AttemptLog.encode(attempts)), reason = \(reason),
                           finished_at = \(at.milliseconds), dead_letter_id = \(deadLetterID), lease_until = NULL,
                           claim_token = NULL
                         WHERE id = \(id) AND state = 'pending' AND coalesce(claim_token, 0) = \(token) RETURNING 1
