@@ -100,7 +100,11 @@ public final class SQLiteStore: EventStore, DedupStore, DeliveryQueue, Retaining
                 var depths = QueueDepths()
                 let rows = try Row.fetchCursor(
                     db,
-                    sql: "SELECT consumer, COUNT(*) FROM deliveries WHERE state IN ('pending', 'dying') GROUP BY consumer"
+                    sql: """
+                        SELECT consumer, COUNT(*) FROM deliveries WHERE state = 'pending' GROUP BY consumer
+                        UNION ALL
+                        SELECT consumer, COUNT(*) FROM deliveries WHERE state = 'dying' GROUP BY consumer
+                        """
                 )
                 while let row = try rows.next() { depths.add(row[1], consumer: row[0]) }
                 return depths
@@ -347,6 +351,8 @@ public final class SQLiteStore: EventStore, DedupStore, DeliveryQueue, Retaining
         // The event log: a finished delivery keeps its row ('delivered', or 'dead_lettered' once
         // its line is written) as the delivery's history, pruned with its event; the filters of
         // `GET /admin/events` have indexes (newest first, by order, dedup key and event type).
+        // The queue's index keeps only pending rows, so the finished ones (most of the table now)
+        // stay out of it, and a delivery's finish takes its entry out instead of moving it.
         migrator.registerMigration("v5") { db in
             try db.execute(
                 sql: """
@@ -354,6 +360,8 @@ public final class SQLiteStore: EventStore, DedupStore, DeliveryQueue, Retaining
                     CREATE INDEX events_order ON events(order_id, received_at, id) WHERE order_id IS NOT NULL;
                     CREATE INDEX events_dedup ON events(dedup_key);
                     CREATE INDEX events_type ON events(event_type, received_at, id);
+                    DROP INDEX deliveries_queue;
+                    CREATE INDEX deliveries_queue ON deliveries(consumer, id) WHERE state = 'pending';
                     """
             )
         }
