@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Checks that the admin API shows the synthetic events of fill_sql.py correctly, then times the
-event-log lookups, client-side, on one keep-alive connection (connection setup not counted).
+"""Checks that the admin API shows the synthetic events of fill_sql.py (or fill_pg.py) correctly,
+then times the event-log lookups, client-side, on one keep-alive connection (connection setup not
+counted).
 
-  measure.py ADMIN_PORT TOKEN STORE_PATH REQUESTS RESULTS_FILE
+  measure.py ADMIN_PORT TOKEN STORE REQUESTS RESULTS_FILE
 
-Expected values come from the store itself (read-only). Exits non-zero when the API answers
+STORE is the SQLite file, or a postgres:// URL (read with psql). Expected values come from the
+store itself (read-only). Exits non-zero when the API answers
 wrongly (a check fails, a non-200 answer); a missed latency target is only reported.
 Writes one line per query to RESULTS_FILE: name<TAB>n<TAB>median<TAB>p95<TAB>max<TAB>target.
 """
@@ -13,6 +15,7 @@ import json
 import random
 import sqlite3
 import statistics
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -21,7 +24,8 @@ from datetime import datetime, timezone
 port, token, store_path, requests, results_path = (
     int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
 random.seed(20261124)
-db = sqlite3.connect(f"file:{store_path}?mode=ro", uri=True)
+POSTGRES = store_path.startswith(("postgres://", "postgresql://"))
+db = None if POSTGRES else sqlite3.connect(f"file:{store_path}?mode=ro", uri=True)
 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
 HEADERS = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
 failures = []
@@ -60,7 +64,19 @@ def rfc3339(ms):
 
 
 def rows(sql, *args):
-    return db.execute(sql, args).fetchall()
+    if not POSTGRES:
+        return db.execute(sql, args).fetchall()
+    # psql, one statement a call (a handful, none timed): `?` becomes a quoted literal, the rows come
+    # back as JSON (types kept: numbers, booleans, nulls); a bytea column `body` as bytes.
+    parts = sql.split("?")
+    assert len(parts) == len(args) + 1, sql
+    literal = lambda v: str(v) if isinstance(v, int) else "'" + str(v).replace("'", "''") + "'"
+    sql = parts[0] + "".join(literal(v) + part for v, part in zip(args, parts[1:]))
+    out = subprocess.run(["psql", store_path, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c",
+                          f"SELECT coalesce(json_agg(t), '[]') FROM ({sql}) AS t"],
+                         check=True, capture_output=True, text=True).stdout
+    return [tuple(bytes.fromhex(v[2:]) if k == "body" else v for k, v in pairs)
+            for pairs in json.loads(out, object_pairs_hook=list)]
 
 
 def cursor_of(event_id):
@@ -126,7 +142,7 @@ for story, sql in stories.items():
 
 # filters against the store
 order3 = rows("SELECT order_id FROM events WHERE event_type = 'minis.trade_order.refund_traceback' "
-               "ORDER BY rowid DESC LIMIT 1 OFFSET 77")[0][0]  # with its redeem and refund
+               f"ORDER BY {'received_at DESC, id DESC' if POSTGRES else 'rowid DESC'} LIMIT 1 OFFSET 77")[0][0]  # with its redeem and refund
 sub = rows("SELECT order_id FROM events WHERE event_type = 'minis.subscription.renew' LIMIT 1 OFFSET 77")[0][0]
 for order_id, least in ((order3, 3), (sub, 1)):
     answer = ok("/admin/events?limit=1000&orderId=" + urllib.parse.quote(order_id))
@@ -155,8 +171,11 @@ print(f"checks passed: {total} events; pages, cursor, filters and event details 
 
 # --- timing -----------------------------------------------------------------------------------
 sample_size = max(requests, 50)
-random_events = rows(f"SELECT id, order_id, dedup_key, received_at FROM events WHERE rowid IN "
-                     f"(SELECT abs(random()) % {total} + 1 FROM events LIMIT {sample_size * 4}) LIMIT {sample_size}")
+if POSTGRES:
+    random_events = rows(f"SELECT id, order_id, dedup_key, received_at FROM events ORDER BY random() LIMIT {sample_size}")
+else:
+    random_events = rows(f"SELECT id, order_id, dedup_key, received_at FROM events WHERE rowid IN "
+                         f"(SELECT abs(random()) % {total} + 1 FROM events LIMIT {sample_size * 4}) LIMIT {sample_size}")
 event_types = [r[0] for r in rows("SELECT DISTINCT event_type FROM events")]  # a scan, once, not timed
 first_cursor = first["nextCursor"]
 oldest_pending = rows("SELECT e.id FROM events e JOIN deliveries d ON d.event_id = e.id WHERE d.state = 'pending' "
