@@ -84,6 +84,13 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            // The operator console's page, script and style sheet, compiled into the binary
+            // (PackageResources.index_html, …): nothing to install beside it, nothing fetched.
+            resources: [
+                .embedInCode("Console/index.html"),
+                .embedInCode("Console/console.js"),
+                .embedInCode("Console/console.css"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Examples/Consumer: how a consumer verifies deliveries and unlocks idempotently. Built

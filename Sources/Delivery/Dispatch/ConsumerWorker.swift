@@ -65,6 +65,8 @@ final class ConsumerWorker: Sendable {
     /// gateway paused it, across restarts); this flag only stops what this worker leased just
     /// before the pause from going out, and restarts probing at once on a resume.
     let held = Atomic<Bool>(false)
+    /// An operator resumed the consumer and the loop has not ended its pause by failures yet.
+    let operatorResume = Atomic<Bool>(false)
     /// The last delivery and the last failure, for the admin API.
     let activity = Mutex(ConsumerActivity())
     /// How much longer than `timeout` a lease lasts.
@@ -104,6 +106,11 @@ final class ConsumerWorker: Sendable {
     /// An operator paused (`held`) or resumed the consumer through this gateway; the store has it.
     func operatorPaused(_ held: Bool) {
         self.held.store(held, ordering: .releasing)
+        if !held {
+            // A resume also ends a pause by failures; shown at once, done by the loop.
+            operatorResume.store(true, ordering: .releasing)
+            paused.store(false, ordering: .relaxed)
+        }
         wake()
     }
 
@@ -144,6 +151,10 @@ final class ConsumerWorker: Sendable {
             var iterator = signals.makeAsyncIterator()
             while true {
                 machine.setHeld(held.load(ordering: .acquiring), now: now())
+                if operatorResume.exchange(false, ordering: .acquiringAndReleasing), let action = machine.operatorResumed() {
+                    perform(action, byOperator: true)
+                    shared.localChange = true
+                }
                 await syncSharedPause(&machine, &shared, using: &generator)
                 await fill(&machine, storeFailing: &storeFailing, group: &group)
                 if machine.finished { break }
@@ -273,7 +284,8 @@ final class ConsumerWorker: Sendable {
         }
     }
 
-    private func perform(_ action: StateMachine.Action, elsewhere: Bool = false) {
+    /// `byOperator`: an operator's resume, which the admin API reports itself.
+    private func perform(_ action: StateMachine.Action, elsewhere: Bool = false, byOperator: Bool = false) {
         switch action {
         case .pause(let failures):
             paused.store(true, ordering: .relaxed)
@@ -288,7 +300,11 @@ final class ConsumerWorker: Sendable {
             }
         case .resume:
             paused.store(false, ordering: .relaxed)
-            observer.pauseChanged(consumer: endpoint.name, paused: false, elsewhere: elsewhere)
+            observer.pauseChanged(consumer: endpoint.name, paused: false, elsewhere: elsewhere || byOperator)
+            if byOperator {
+                logger.notice("consumer resumed by an operator; its pause after failures ends")
+                return
+            }
             logger.notice(
                 elsewhere
                     ? "consumer answered another gateway's probe; resuming its queue" : "consumer answered a probe; resuming its queue")

@@ -6,7 +6,8 @@ import Prometheus
 import Verification
 
 /// The admin listener's routes: `/healthz`, `/readyz` (open), `/metrics`, the dead-letter, event and
-/// consumer routes and the OpenAPI document (bearer token). `docs/admin-api.yaml` describes each;
+/// consumer routes and the OpenAPI document (bearer token), and the operator console's static files
+/// under `/ui/` (open: the page asks for the token). `docs/admin-api.yaml` describes each;
 /// a test keeps the two the same.
 enum AdminRouter {
     static func make(
@@ -16,10 +17,11 @@ enum AdminRouter {
         registry: PrometheusCollectorRegistry,
         consumers: ConsumerAdmin? = nil,
         events: EventAdmin? = nil,
+        console: Console = Console(),
         refreshGauges: @escaping @Sendable () async -> Void
     ) -> Router<BasicRequestContext> {
         let router = Router()
-        router.add(middleware: BearerTokenMiddleware(token: token, openPaths: ["/healthz", "/readyz"]))
+        router.add(middleware: BearerTokenMiddleware(token: token, openPaths: console.openPaths.union(["/healthz", "/readyz"])))
         router.get("/healthz") { _, _ in
             Response.json(.ok, ["status": "ok"])
         }
@@ -127,6 +129,7 @@ enum AdminRouter {
         }
         consumers?.addRoutes(to: router)
         events?.addRoutes(to: router)
+        console.addRoutes(to: router)
         return router
     }
 }

@@ -85,10 +85,11 @@ struct ConsumerAdmin: Sendable {
 
     /// Pauses (`held`) or resumes `name`; the answer shows the consumer afterwards.
     func setPaused(_ name: String, _ held: Bool) async throws -> Item {
-        guard dispatcher.statuses()[name] != nil else { throw Unknown() }
+        guard let status = dispatcher.statuses()[name] else { throw Unknown() }
         let wasHeld = try await store.consumerHolds()[name] != nil
         try await store.setConsumerHold(consumer: name, held: held, at: now())
-        if wasHeld != held {
+        // A resume also ends a pause by failures (the operator says the consumer is back).
+        if wasHeld != held || (!held && status.pausedByFailures) {
             if held {
                 operational?.consumerPaused(name, reason: "operator")
             } else {
