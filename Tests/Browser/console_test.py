@@ -373,6 +373,37 @@ def test_dead_letter_replay(browser, gateway, consumers):
     browser.text_in("#dl-message", "Nothing to replay", "the dry run to find nothing left")
     assert len(consumers.got("ledger")) == 1
 
+    # Three more dead letters; two of them ticked and replayed as a selection, then the rest by
+    # "all matching": each counted first, and exactly what the count named is sent.
+    consumers.set("ledger", "fail")
+    for n in (10, 11, 12):
+        gateway.send("minis.trade_order.redeem.refund_traceback", f"REFUND-{n}", "--refund-amount", "100")
+    wait_until(lambda: len(gateway.get("/admin/dead-letters?consumer=ledger")["deadLetters"]) == 4,
+               "three more dead letters for ledger")
+    consumers.set("ledger", "ok")
+    browser.find("#dl-show").click()
+    browser.text_in("#dl-message", "4 dead letters", "the four dead letters")
+    boxes = [row.find_element(By.CSS_SELECTOR, ".dl-select") for row in browser.finds("#dead-letters tbody tr")
+             if "REFUND-10" in row.text or "REFUND-11" in row.text]
+    assert len(boxes) == 2, "the rows of REFUND-10 and REFUND-11"
+    for box in boxes:
+        box.click()
+    browser.text_in("#dl-replay-selected", "(2)", "the selection count on the button")
+    browser.find("#dl-replay-selected").click()
+    browser.text_in("#dl-confirm-text", "Replay 2 dead letters", "the dry-run count of the selection")
+    browser.find("#dl-confirm-yes").click()
+    browser.text_in("#dl-message", "Replayed 2", "the selection to be replayed")
+    wait_until(lambda: len(consumers.got("ledger")) == 3, "the two replayed dead letters to reach ledger")
+    browser.find("#dl-replay-all").click()
+    browser.text_in("#dl-confirm-text", "Replay 1 dead letter", "the dry run of all matching: only REFUND-12 is left")
+    assert "1 already replayed will be skipped" not in browser.find("#dl-confirm-text").text
+    browser.find("#dl-confirm-yes").click()
+    browser.text_in("#dl-message", "Replayed 1", "the rest to be replayed")
+    wait_until(lambda: len(consumers.got("ledger")) == 4, "REFUND-12 to reach ledger")
+    bodies = b"".join(body for _, body in consumers.got("ledger"))
+    assert all(f"REFUND-{n}".encode() in bodies for n in (9, 10, 11, 12)), "each refund delivered once"
+    assert len({webhook_id for webhook_id, _ in consumers.got("ledger")}) == 4
+
 
 def test_payloads_render_as_text(browser, gateway, consumers):
     gateway.send("minis.trade_order.redeem.success", XSS_ORDER_ID)
@@ -422,6 +453,8 @@ def test_phone_width(browser, gateway, consumers):
 def test_sign_out_and_401(browser, gateway, consumers):
     browser.driver.get(gateway.admin + "/ui/#/overview")
     browser.visible("#consumers tbody tr")
+    browser.text_in("#rate-delivery", "delivered")
+    browser.shot("overview")
     # A token that stops working (rotated) sends the page back to the prompt at its next call.
     browser.driver.execute_script("sessionStorage.setItem('webhook-gateway.admin-token', 'rotated-away')")
     browser.visible("#view-login", "the token prompt after a 401 (the next refresh, 5 s)")

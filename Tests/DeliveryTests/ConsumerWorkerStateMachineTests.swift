@@ -227,4 +227,25 @@ struct ConsumerWorkerStateMachineTests {
         machine.setHeld(false, now: moment)
         #expect(machine.capacity(now: moment) == 1)
     }
+
+    /// An operator's resume ends a pause by failures too: full concurrency at once, and the count
+    /// of failures starts over (it takes `pauseAfter` new failures to pause again).
+    @Test func anOperatorsResumeEndsAPauseByFailures() {
+        var machine = machine(concurrency: 4, pauseAfter: 2)
+        var generator = SplitMix64(state: 11)
+        #expect(machine.operatorResumed() == nil)  // not paused: nothing to report
+        machine.started(2)
+        _ = machine.attemptFinished(failure(), now: start, using: &generator)
+        let paused = machine.attemptFinished(failure(), now: start, using: &generator)
+        #expect(paused == .pause(failures: 2))
+        #expect(machine.capacity(now: start.addingTimeInterval(0.1)) == 0)
+        #expect(machine.operatorResumed() == .resume)
+        #expect(!machine.probing)
+        #expect(machine.capacity(now: start.addingTimeInterval(0.1)) == 4)
+        machine.started(2)
+        let first = machine.attemptFinished(failure(), now: start, using: &generator)
+        #expect(first == nil)
+        let second = machine.attemptFinished(failure(), now: start, using: &generator)
+        #expect(second == .pause(failures: 2))
+    }
 }

@@ -29,7 +29,10 @@ struct Console: Sendable {
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
         + "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-    init(page: [UInt8] = PackageResources.index_html, script: [UInt8] = PackageResources.console_js, style: [UInt8] = PackageResources.console_css) {
+    init(
+        page: [UInt8] = PackageResources.index_html, script: [UInt8] = PackageResources.console_js,
+        style: [UInt8] = PackageResources.console_css
+    ) {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for bytes in [page, script, style] {
             for byte in bytes {
@@ -44,8 +47,12 @@ struct Console: Sendable {
         let immutable = "public, max-age=31536000, immutable"
         let list = [
             File(path: "/ui/", contentType: "text/html; charset=utf-8", bytes: ByteBuffer(string: pageText), cacheControl: "no-cache"),
-            File(path: "/ui/\(key)/console.js", contentType: "text/javascript; charset=utf-8", bytes: ByteBuffer(bytes: script), cacheControl: immutable),
-            File(path: "/ui/\(key)/console.css", contentType: "text/css; charset=utf-8", bytes: ByteBuffer(bytes: style), cacheControl: immutable),
+            File(
+                path: "/ui/\(key)/console.js", contentType: "text/javascript; charset=utf-8", bytes: ByteBuffer(bytes: script),
+                cacheControl: immutable),
+            File(
+                path: "/ui/\(key)/console.css", contentType: "text/css; charset=utf-8", bytes: ByteBuffer(bytes: style),
+                cacheControl: immutable),
         ]
         self.files = Dictionary(uniqueKeysWithValues: list.map { ($0.path, $0) })
     }
@@ -69,7 +76,8 @@ struct Console: Sendable {
             .eTag: etag,
         ]
         Self.addSecurityHeaders(to: &headers)
-        if let match = request.headers[.ifNoneMatch], match.split(separator: ",").contains(where: { $0.drop(while: { $0 == " " }) == etag }) {
+        if let match = request.headers[.ifNoneMatch], match.split(separator: ",").contains(where: { $0.drop(while: { $0 == " " }) == etag })
+        {
             return Response(status: .notModified, headers: headers)
         }
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: file.bytes))

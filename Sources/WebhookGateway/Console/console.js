@@ -3,7 +3,8 @@
 // Rules this file keeps (docs/threat-model.md, "The console"):
 // - Everything shown from the API is set with textContent or as an attribute value of an element
 //   made here: event data (order ids, bodies, headers) is text chosen by whoever sent the webhook,
-//   and never becomes markup. No innerHTML, no eval, no inline handlers (the CSP forbids them too).
+//   and never becomes markup: no string is parsed as HTML or run as code, and there are no inline
+//   handlers (the CSP forbids those too; ConsoleTests checks this file for the DOM's HTML sinks).
 // - The admin token lives in sessionStorage (this tab only) and goes out only as a bearer header on
 //   requests to this origin. A 401 forgets it and shows the sign-in form again.
 'use strict';
@@ -181,7 +182,9 @@
     const hash = location.hash || '#/overview';
     if (hash.startsWith('#/event/')) {
       showView('event');
-      loadEvent(decodeURIComponent(hash.slice('#/event/'.length)));
+      let id;
+      try { id = decodeURIComponent(hash.slice('#/event/'.length)); } catch (_) { id = hash.slice('#/event/'.length); }
+      loadEvent(id);
     } else if (hash === '#/events') {
       showView('events');
       ensureConsumerNames();
@@ -400,6 +403,13 @@
       g.beginPath();
       points.forEach((p, i) => (i === 0 ? g.moveTo(x(p.t), y(p.value)) : g.lineTo(x(p.t), y(p.value))));
       g.stroke();
+      // A dot per sample, so that the first minute (few samples) shows too.
+      g.fillStyle = chartColours[s.className];
+      for (const p of points) {
+        g.beginPath();
+        g.arc(x(p.t), y(p.value), 2.5, 0, 2 * Math.PI);
+        g.fill();
+      }
     }
   }
 
@@ -521,7 +531,7 @@
     if (!event.deliveries.length) trace.append(el('p', { text: 'No consumer takes this event.' }));
     for (const d of event.deliveries) {
       const steps = el('ol', { className: 'steps' });
-      steps.append(step('', `queued ${d.replayOf ? `(replay of ${d.replayOf})` : ''}`, d.queuedAt));
+      steps.append(d.replayOf ? step('', `queued again: replay of ${d.replayOf}`, d.queuedAt) : step('', 'received and queued', d.queuedAt));
       d.attempts.forEach((attempt, index) => {
         const outcome = attempt.status === null ? `no response: ${attempt.error || 'unknown error'}`
           : `HTTP ${attempt.status}${attempt.error ? `: ${attempt.error}` : ''}`;
