@@ -3,6 +3,7 @@ import Foundation
 import GatewayTestSupport
 import NIOCore
 import NIOHTTP1
+import Synchronization
 import Testing
 
 @testable import WebhookGateway
@@ -105,6 +106,47 @@ extension BinaryTests {
             #expect(item["queueDepth"] as? Int == 0)
             restarted.kill(SIGTERM)
             #expect(await restarted.waitForExit(timeout: 10) == 0)
+            await consumer.stop()
+        }
+
+        /// An operator's resume also ends a pause by failures: the consumer gets new events at once
+        /// instead of after the next probe (a minute away here), and the pause gauge drops.
+        @Test func aResumeEndsAPauseByFailures() async throws {
+            let directory = try DeliveryProcessTests.temporaryDirectory("consumer-resume")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let failing = Mutex(true)
+            let consumer = try await ScriptedConsumer.start { _ in failing.withLock { $0 } ? .status(500) : .status(200) }
+            let config = try GatewayProcess.writeConfig(
+                in: directory, secret: Self.secret, consumerURL: consumer.url,
+                consumerSettings: #", "concurrency": 8, "retry": {"maxAttempts": 10, "initialDelay": "60s", "maxDelay": "120s"}"#)
+            let gateway = try GatewayProcess(config: config, directory: directory, name: "resume")
+            for n in 1...5 {
+                #expect(try await GatewayProcess.send(orderID: "fail-\(n)", secret: Self.secret, port: gateway.ingressPort).status == 200)
+            }
+            var pausedBy: String?
+            for _ in 0..<200 {
+                pausedBy = try await Self.consumers(gateway)["orders"]?["pausedBy"] as? String
+                if pausedBy == "failures" { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            try #require(pausedBy == "failures")
+            let metrics = try await gateway.admin("/metrics", token: Self.token).text
+            #expect(metrics.contains(#"webhook_gateway_consumer_paused{consumer="orders"} 1"#))
+
+            failing.withLock { $0 = false }
+            let answer = try await Self.post(gateway, "/admin/consumers/orders/resume", token: Self.token)
+            #expect(answer.status == 200, "\(answer.text)")
+            let item = try #require(try JSONSerialization.jsonObject(with: Data(answer.text.utf8)) as? [String: Any])
+            #expect(item["paused"] as? Bool == false)
+            #expect(item["pausedBy"] is NSNull)
+            // Delivered now, not at the next probe (which is 30 s or more away).
+            let reply = try await GatewayProcess.send(orderID: "after-resume", secret: Self.secret, port: gateway.ingressPort)
+            let eventID = try #require(reply.json["id"])
+            #expect(await consumer.wait(timeout: .seconds(10), until: { $0.contains { $0.webhookID == eventID } }))
+            let after = try await gateway.admin("/metrics", token: Self.token).text
+            #expect(after.contains(#"webhook_gateway_consumer_paused{consumer="orders"} 0"#))
+            gateway.kill(SIGTERM)
+            #expect(await gateway.waitForExit(timeout: 10) == 0)
             await consumer.stop()
         }
     }
