@@ -115,6 +115,10 @@ token=$(sed -n 's/^WEBHOOK_GATEWAY_ADMIN_TOKEN=//p' data/dev-secrets.env)
 [ -n "$token" ] || fail "data/dev-secrets.env has no admin token"
 [ "$(grep -c "$token" "$work/terminal1.log")" = 1 ] || fail "the admin token appears other than once in the first terminal"
 
+# The console the README points to: announced by dev, served without the token.
+grep -q '^Operator console: http://127.0.0.1:9090/ui/' "$work/terminal1.log" || fail "dev did not print the console's address"
+curl -sf http://127.0.0.1:9090/ui/ | grep -q '<title>webhook-gateway console</title>' || fail "the console page is not served at /ui/"
+
 # Ctrl-C: the gateway drains and exits 0, and the consumers it started stop with it.
 kill -INT "-$gateway_pid"
 status=0

@@ -151,8 +151,10 @@ final class ConsumerWorker: Sendable {
             var iterator = signals.makeAsyncIterator()
             while true {
                 machine.setHeld(held.load(ordering: .acquiring), now: now())
-                if operatorResume.exchange(false, ordering: .acquiringAndReleasing), let action = machine.operatorResumed() {
-                    perform(action, byOperator: true)
+                if operatorResume.exchange(false, ordering: .acquiringAndReleasing) {
+                    if let action = machine.operatorResumed() { perform(action, byOperator: true) }
+                    // Written for the other gateways even when this one had not read their pause
+                    // yet: otherwise its next read would pause it again.
                     shared.localChange = true
                 }
                 await syncSharedPause(&machine, &shared, using: &generator)

@@ -629,7 +629,7 @@ enum AdminAPIDocument {
               "$ref": "#/components/responses/StoreUnavailable"
              }
             },
-            "summary": "ends an operator's pause"
+            "summary": "ends an operator's pause, and a pause by failures (the operator says the consumer is back)"
            }
           },
           "/admin/dead-letters": {

@@ -88,8 +88,13 @@ struct ConsumerAdmin: Sendable {
         guard let status = dispatcher.statuses()[name] else { throw Unknown() }
         let wasHeld = try await store.consumerHolds()[name] != nil
         try await store.setConsumerHold(consumer: name, held: held, at: now())
-        // A resume also ends a pause by failures (the operator says the consumer is back).
-        if wasHeld != held || (!held && status.pausedByFailures) {
+        // A resume also ends a pause by failures (the operator says the consumer is back); with
+        // several gateways the pause may be another gateway's, not read here yet.
+        var pausedByFailures = status.pausedByFailures
+        if !held, !pausedByFailures, let shared = store as? any SharedPauseStore {
+            pausedByFailures = (try? await shared.sharedPause(consumer: name)) ?? false
+        }
+        if wasHeld != held || (!held && pausedByFailures) {
             if held {
                 operational?.consumerPaused(name, reason: "operator")
             } else {

@@ -163,6 +163,9 @@ struct DevSecrets: Equatable {
         let ingress =
             "\(configuration.listen.tls == nil ? "http" : "https")://\(AdminAccess.urlHost(listeningOn: configuration.listen.host)):\(configuration.listen.port)"
         lines.append("Ingress: \(ingress)  (sources: \(configuration.sources.map { "\($0.path)" }.joined(separator: ", ")))")
+        let admin =
+            "\(configuration.admin.tls == nil ? "http" : "https")://\(AdminAccess.urlHost(listeningOn: configuration.admin.host)):\(configuration.admin.port)"
+        lines.append("Operator console: \(admin)/ui/  (sign in with the admin token above)")
         for consumer in consumers {
             if consumerBinary != nil {
                 lines.append(

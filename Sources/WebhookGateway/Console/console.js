@@ -14,6 +14,8 @@
   const RATES_KEY = 'webhook-gateway.rate-samples';
   const REFRESH_MS = 5000;
   const RATE_WINDOW_MS = 10 * 60 * 1000;
+  // A call that has not answered in this time is given up (and said so), so polls cannot pile up.
+  const API_TIMEOUT_MS = 15000;
   // Headers whose values prove or grant something: shown as [redacted].
   const REDACTED_HEADER = /signature|authorization|token|secret|cookie|api-?key|password/i;
 
@@ -86,7 +88,9 @@
 
   async function api(method, path, body) {
     const headers = { Authorization: `Bearer ${token()}`, Accept: 'application/json' };
-    const init = { method, headers, cache: 'no-store', credentials: 'omit', redirect: 'error' };
+    const init = {
+      method, headers, cache: 'no-store', credentials: 'omit', redirect: 'error', signal: AbortSignal.timeout(API_TIMEOUT_MS),
+    };
     if (body !== undefined) {
       headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(body);
@@ -126,7 +130,10 @@
 
   function signOut(message) {
     sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(RATES_KEY);
+    samples = [];
     stopTimers();
+    forgetViews();
     show($('nav'), false);
     showView('login');
     say($('login-message'), message || '', message ? 'error' : undefined);
@@ -136,21 +143,19 @@
 
   async function signIn(candidate) {
     // Checked with a request of its own, so that a wrong token is told apart from a down gateway.
+    // Any answer but 401 proves the token (a 503 while the store is down: the overview says so).
     let response;
     try {
       response = await fetch('/admin/consumers', {
         headers: { Authorization: `Bearer ${candidate}` }, cache: 'no-store', credentials: 'omit',
+        signal: AbortSignal.timeout(API_TIMEOUT_MS),
       });
     } catch (error) {
-      say($('login-message'), `The gateway did not answer (${error.message}).`, 'error');
+      signOut(`The gateway did not answer (${error.message}).`);
       return;
     }
     if (response.status === 401) {
-      say($('login-message'), 'That token was refused.', 'error');
-      return;
-    }
-    if (!response.ok) {
-      say($('login-message'), `The gateway answered HTTP ${response.status}.`, 'error');
+      signOut('That token was refused.');
       return;
     }
     sessionStorage.setItem(TOKEN_KEY, candidate);
@@ -158,6 +163,25 @@
     say($('login-message'), '');
     started();
   }
+
+  // Empties every view, so that nothing read with the token stays in the page after it is gone.
+  function forgetViews() {
+    for (const id of ['consumers', 'events', 'dead-letters', 'event-headers']) clear($(id).tBodies[0]);
+    for (const id of ['event-summary', 'event-trace', 'event-body', 'event-id']) clear($(id));
+    for (const id of ['overview-message', 'events-message', 'event-message', 'redeliver-message', 'dl-message']) say($(id), '');
+    show($('events-more'), false);
+    show($('dl-more'), false);
+    cancelReplay();
+    currentEvent = null;
+    consumerNames = [];
+    requests.events += 1;
+    requests.event += 1;
+    requests.deadLetters += 1;
+  }
+
+  // The latest request of each view: an answer to an older one (the operator clicked again, or
+  // moved on) is dropped instead of mixed in.
+  const requests = { events: 0, event: 0, deadLetters: 0 };
 
   function started() {
     show($('nav'), true);
@@ -190,19 +214,21 @@
       ensureConsumerNames();
     } else if (hash === '#/dead-letters') {
       showView('dead-letters');
-      ensureConsumerNames().then(fillDeadLetterConsumers);
+      ensureConsumerNames($('dl-message')).then(fillDeadLetterConsumers);
     } else {
       showView('overview');
       refreshOverview();
     }
   }
 
-  async function ensureConsumerNames() {
+  async function ensureConsumerNames(messageNode) {
     if (consumerNames.length) return consumerNames;
     try {
       const data = await api('GET', '/admin/consumers');
       consumerNames = data.consumers.map((c) => c.name);
-    } catch (_) { /* shown where it matters */ }
+    } catch (error) {
+      if (messageNode && error.status !== 401) say(messageNode, `The consumers could not be read: ${error.message}`, 'error');
+    }
     return consumerNames;
   }
 
@@ -318,11 +344,23 @@
     return total;
   }
 
+  let sampling = false;
+
   async function sampleRates() {
+    if (sampling) return;
+    sampling = true;
     let text;
     try {
       text = await api('GET', '/metrics');
-    } catch (_) { return; }
+    } catch (error) {
+      if (error.status !== 401) {
+        $('rate-ingest').textContent = `rates unavailable: ${error.message}`;
+        $('rate-delivery').textContent = '';
+      }
+      return;
+    } finally {
+      sampling = false;
+    }
     if (typeof text !== 'string') return;
     const now = Date.now();
     samples.push({
@@ -450,6 +488,7 @@
   }
 
   async function searchEvents(more) {
+    const sequence = ++requests.events;
     const message = $('events-message');
     if (!more) {
       const form = $('events-form');
@@ -468,9 +507,10 @@
     try {
       page = await api('GET', `/admin/events${query({ ...eventsFilter, limit: 50, cursor: eventsCursor })}`);
     } catch (error) {
-      if (error.status !== 401) say(message, `Search failed: ${error.message}`, 'error');
+      if (sequence === requests.events && error.status !== 401) say(message, `Search failed: ${error.message}`, 'error');
       return;
     }
+    if (sequence !== requests.events) return;
     const body = $('events').tBodies[0];
     for (const event of page.events) {
       const link = el('a', { href: `#/event/${encodeURIComponent(event.id)}`, text: localTime(event.receivedAt), title: event.id });
@@ -496,6 +536,7 @@
   let currentEvent = null;
 
   async function loadEvent(id) {
+    const sequence = ++requests.event;
     currentEvent = null;
     $('event-id').textContent = id;
     for (const node of [$('event-summary'), $('event-trace'), $('event-headers').tBodies[0], $('event-body')]) clear(node);
@@ -505,14 +546,17 @@
     try {
       event = await api('GET', `/admin/events/${encodeURIComponent(id)}`);
     } catch (error) {
+      if (sequence !== requests.event) return;
       if (error.status === 404) say($('event-message'), 'No such event (unknown, or pruned after events.retention).', 'error');
       else if (error.status !== 401) say($('event-message'), `The event could not be read: ${error.message}`, 'error');
       return;
     }
+    if (sequence !== requests.event) return;
     currentEvent = event;
     say($('event-message'), '');
     renderEvent(event);
-    await ensureConsumerNames();
+    await ensureConsumerNames($('redeliver-message'));
+    if (sequence !== requests.event) return;
     renderRedeliver(event);
   }
 
@@ -531,12 +575,15 @@
     if (!event.deliveries.length) trace.append(el('p', { text: 'No consumer takes this event.' }));
     for (const d of event.deliveries) {
       const steps = el('ol', { className: 'steps' });
-      steps.append(d.replayOf ? step('', `queued again: replay of ${d.replayOf}`, d.queuedAt) : step('', 'received and queued', d.queuedAt));
+      const queued = d.replayOf === 'redeliver' ? 'queued again: redelivered by an operator'
+        : d.replayOf ? `queued again: replay of dead letter ${d.replayOf}` : 'received and queued';
+      steps.append(step('', queued, d.queuedAt));
       d.attempts.forEach((attempt, index) => {
         const outcome = attempt.status === null ? `no response: ${attempt.error || 'unknown error'}`
           : `HTTP ${attempt.status}${attempt.error ? `: ${attempt.error}` : ''}`;
         const good = attempt.status !== null && attempt.status >= 200 && attempt.status < 300;
-        steps.append(step(good ? 'ok' : 'bad', `attempt ${index + 1}: ${outcome}, ${attempt.durationMs} ms`, attempt.at));
+        const duration = typeof attempt.durationMs === 'number' ? `, ${attempt.durationMs} ms` : '';
+        steps.append(step(good ? 'ok' : 'bad', `attempt ${index + 1}: ${outcome}${duration}`, attempt.at));
       });
       if (d.status === 'delivered') steps.append(step('ok', 'delivered', d.finishedAt));
       else if (d.status === 'dead_lettered') {
@@ -612,7 +659,7 @@
 
   function fillDeadLetterConsumers() {
     const select = $('dl-consumer');
-    if (select.options.length === consumerNames.length) return;
+    if ([...select.options].map((o) => o.value).join('\n') === consumerNames.join('\n')) return;
     const current = select.value;
     select.replaceChildren(...consumerNames.map((name) => {
       const option = el('option', { text: name });
@@ -634,6 +681,7 @@
   }
 
   async function listDeadLetters(more) {
+    const sequence = ++requests.deadLetters;
     const message = $('dl-message');
     if (!more) {
       deadLetterFilter = readDeadLetterFilter();
@@ -648,9 +696,10 @@
     try {
       page = await api('GET', `/admin/dead-letters${query({ ...deadLetterFilter, limit: 50, cursor: deadLetterCursor })}`);
     } catch (error) {
-      if (error.status !== 401) say(message, `Dead letters could not be read: ${error.message}`, 'error');
+      if (sequence === requests.deadLetters && error.status !== 401) say(message, `Dead letters could not be read: ${error.message}`, 'error');
       return;
     }
+    if (sequence !== requests.deadLetters) return;
     const body = $('dead-letters').tBodies[0];
     for (const letter of page.deadLetters) {
       const select = el('input', { type: 'checkbox', className: 'dl-select' });
@@ -760,9 +809,11 @@
       if (ids.length) askReplay({ consumer: deadLetterFilter.consumer, ids }, `${ids.length} selected`);
     });
     on('dl-replay-all', 'click', () => {
-      const filter = readDeadLetterFilter();
+      // The filter of the list shown (Show applies the form), named in the confirmation.
+      const filter = deadLetterFilter || readDeadLetterFilter();
       if (!filter.consumer) { say($('dl-message'), 'Choose a consumer.', 'error'); return; }
-      askReplay(filter, 'everything the filter matches');
+      const named = ['eventType', 'dedupKey', 'since', 'until'].filter((k) => filter[k]).map((k) => `${k} ${filter[k]}`);
+      askReplay(filter, named.length ? `all with ${named.join(', ')}` : 'all of this consumer');
     });
     on('dl-confirm-yes', 'click', confirmReplay);
     on('dl-confirm-no', 'click', cancelReplay);
