@@ -480,6 +480,14 @@ def test_sign_out_and_401(browser, gateway, consumers):
     browser.visible("#view-login", "the token prompt after a 401 (the next refresh, 5 s)")
     browser.text_in("#login-message", "refused")
     assert browser.driver.execute_script("return sessionStorage.getItem('webhook-gateway.admin-token')") is None
+    assert browser.finds("#consumers tbody tr") == [], "the views still hold what the old token read"
+    # A reload with a stored token that no longer works lands on the prompt too, not a blank page.
+    browser.driver.execute_script("sessionStorage.setItem('webhook-gateway.admin-token', 'rotated-away')")
+    browser.driver.refresh()
+    browser.visible("#view-login", "the token prompt after a reload with a refused token")
+    browser.text_in("#login-message", "refused")
+    sign_in(browser, gateway, gateway.token)
+    browser.visible("#view-overview", "the overview after signing in again")
 
 
 def test_security_headers(browser, gateway, consumers):
