@@ -233,13 +233,13 @@ struct ConsumerWorkerStateMachineTests {
     @Test func anOperatorsResumeEndsAPauseByFailures() {
         var machine = machine(concurrency: 4, pauseAfter: 2)
         var generator = SplitMix64(state: 11)
-        #expect(machine.operatorResumed() == nil)  // not paused: nothing to report
+        #expect(machine.resumed() == nil)  // not paused: nothing to report
         machine.started(2)
         _ = machine.attemptFinished(failure(), now: start, using: &generator)
         let paused = machine.attemptFinished(failure(), now: start, using: &generator)
         #expect(paused == .pause(failures: 2))
         #expect(machine.capacity(now: start.addingTimeInterval(0.1)) == 0)
-        #expect(machine.operatorResumed() == .resume)
+        #expect(machine.resumed() == .resume)
         #expect(!machine.probing)
         #expect(machine.capacity(now: start.addingTimeInterval(0.1)) == 4)
         machine.started(2)

@@ -77,16 +77,6 @@ extension ConsumerWorker {
             return true
         }
 
-        /// An operator resumed the consumer: a pause by failures ends too (the operator says the
-        /// consumer is back), and the count of failures starts over. `.resume` when it was paused.
-        mutating func operatorResumed() -> Action? {
-            guard paused else { return nil }
-            paused = false
-            failedProbes = 0
-            consecutiveFailures = 0
-            return .resume
-        }
-
         /// A probe was due but the lease found nothing to probe (no delivery due yet, or the store
         /// failed): the next look is a poll interval away, not at once (that would spin).
         mutating func probeFoundNothing(now: Date) {
@@ -140,8 +130,10 @@ extension ConsumerWorker {
             return .pause(failures: consecutiveFailures)
         }
 
-        /// Another gateway's probe succeeded: deliver again.
-        mutating func resumedElsewhere() -> Action? {
+        /// Another gateway's probe succeeded, or an operator resumed the consumer (the operator says
+        /// it is back): deliver again at full concurrency, the count of failures starting over.
+        /// `.resume` when it was paused.
+        mutating func resumed() -> Action? {
             guard paused else { return nil }
             paused = false
             failedProbes = 0

@@ -152,7 +152,7 @@ final class ConsumerWorker: Sendable {
             while true {
                 machine.setHeld(held.load(ordering: .acquiring), now: now())
                 if operatorResume.exchange(false, ordering: .acquiringAndReleasing) {
-                    if let action = machine.operatorResumed() { perform(action, byOperator: true) }
+                    if let action = machine.resumed() { perform(action, byOperator: true) }
                     // Written for the other gateways even when this one had not read their pause
                     // yet: otherwise its next read would pause it again.
                     shared.localChange = true
@@ -217,7 +217,7 @@ final class ConsumerWorker: Sendable {
         guard let paused = try? await store.sharedPause(consumer: endpoint.name) else { return }
         shared.stored = paused
         guard paused != machine.paused else { return }
-        let action = paused ? machine.pausedElsewhere(now: at, using: &generator) : machine.resumedElsewhere()
+        let action = paused ? machine.pausedElsewhere(now: at, using: &generator) : machine.resumed()
         guard let action else { return }
         perform(action, elsewhere: true)
     }
